@@ -1,0 +1,1 @@
+//! imgbuild: recipe, sources, rootfs plan, initramfs and xl.cfg.

@@ -1,0 +1,2 @@
+//! The `imgbuild` command line.
+fn main() {}

@@ -1,0 +1,2 @@
+//! Kernel module metadata (`.modinfo`) and dependency resolution.
+#![forbid(unsafe_code)]

@@ -1,0 +1,1 @@
+//! Boot and live-migration checks for imgbuild guests.

@@ -1,0 +1,2 @@
+//! `imgrun`: boot a guest and check live migration.
+fn main() {}
