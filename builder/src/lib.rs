@@ -1,1 +1,16 @@
 //! imgbuild: recipe, sources, rootfs plan, initramfs and xl.cfg.
+
+pub mod cli;
+pub mod init_binary;
+pub mod initramfs;
+pub mod initramfs_out;
+pub mod inspect;
+pub mod kernel;
+pub mod kmods;
+pub mod manifest;
+pub mod pipeline;
+pub mod progress;
+pub mod recipe;
+pub mod rootfs;
+pub mod sources;
+pub mod xlcfg;

@@ -1,2 +1,205 @@
-//! `imgrun`: boot a guest and check live migration.
-fn main() {}
+//! `imgrun`: boot an imgbuild guest under QEMU and check that it survives live migration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use imgrun::cancel::Cancel;
+use imgrun::manifest::Manifest;
+use imgrun::migrate::{self, MigrateOptions, Transport};
+use imgrun::qemu::argv::Accel;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "imgrun",
+    version,
+    about = "Boot imgbuild guests and check they survive live migration"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AccelArg {
+    /// KVM if a quick probe shows it works, else TCG.
+    Auto,
+    Tcg,
+    Kvm,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TransportArg {
+    Unix,
+    Tcp,
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// The output directory of `imgbuild recipe` (holds manifest.json).
+    image_dir: PathBuf,
+    /// QEMU binary.
+    #[arg(long, default_value = "qemu-system-x86_64")]
+    qemu: PathBuf,
+    /// Accelerator.
+    #[arg(long, value_enum, default_value = "auto")]
+    accel: AccelArg,
+    /// Directory for console logs and sockets (default: a new one under $TMPDIR).
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Boot the guest with its console on this terminal (Ctrl-A x quits).
+    Boot {
+        #[command(flatten)]
+        common: Common,
+        /// Attach a further disk image read-only (vdb, vdc, ... in order).
+        #[arg(long = "disk", value_name = "IMAGE")]
+        disks: Vec<PathBuf>,
+    },
+    /// Boot the guest, live-migrate it QEMU to QEMU, and check it survived.
+    MigrateCheck {
+        #[command(flatten)]
+        common: Common,
+        /// Migrate back and forth this many times.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        repeat: u32,
+        /// Dirty this many MiB of guest memory during migration and verify them after.
+        #[arg(long, value_name = "MB")]
+        dirty: Option<u32>,
+        /// Pause the guest before migrating (non-live baseline; no downtime limit).
+        #[arg(long)]
+        stop_first: bool,
+        /// Largest acceptable client-seen downtime.
+        #[arg(long, default_value_t = 1000)]
+        threshold_ms: u64,
+        /// Print the report as JSON on stdout (progress stays on stderr).
+        #[arg(long)]
+        json: bool,
+        /// Migration stream transport.
+        #[arg(long, value_enum, default_value = "unix")]
+        transport: TransportArg,
+        /// Migration bandwidth cap in MiB/s (auto-converge is always on).
+        #[arg(long, value_name = "MIB_PER_S", default_value_t = 1024)]
+        max_bandwidth: u64,
+        /// Give up (and cancel) a migration after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        migrate_timeout_s: u64,
+        /// How long the guest may take to answer after boot.
+        #[arg(long, default_value_t = 90)]
+        boot_timeout_s: u64,
+        /// Re-check the destination this long after completion (late crashes).
+        #[arg(long, default_value_t = 3000)]
+        settle_ms: u64,
+    },
+}
+
+fn accel(a: AccelArg) -> Option<Accel> {
+    match a {
+        AccelArg::Auto => None,
+        AccelArg::Tcg => Some(Accel::Tcg),
+        AccelArg::Kvm => Some(Accel::Kvm),
+    }
+}
+
+fn main() -> ExitCode {
+    let cancel = match Cancel::on_signals() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("imgrun: error: installing signal handlers: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&cancel) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("imgrun: error: {}", chain(&e));
+            // 128 + SIGINT, as shells report an interrupted command.
+            ExitCode::from(if cancel.is_set() { 130 } else { 2 })
+        }
+    }
+}
+
+/// The error and its causes, skipping causes already spelled out in the message.
+fn chain(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
+}
+
+fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Boot { common: c, disks } => {
+            let m = Manifest::load(&c.image_dir)?;
+            for d in &disks {
+                anyhow::ensure!(d.is_file(), "--disk {}: no such file", d.display());
+            }
+            let opts = imgrun::boot::BootOptions {
+                qemu: c.qemu,
+                accel: accel(c.accel),
+                log_dir: c.log_dir,
+                extra_disks: disks,
+            };
+            let status = imgrun::boot::boot(&m, &opts, cancel)?;
+            eprintln!("imgrun: QEMU exited ({status})");
+            Ok(if status.success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::MigrateCheck {
+            common,
+            repeat,
+            dirty,
+            stop_first,
+            threshold_ms,
+            json,
+            transport,
+            max_bandwidth,
+            migrate_timeout_s,
+            boot_timeout_s,
+            settle_ms,
+        } => {
+            let m = Manifest::load(&common.image_dir)?;
+            let opts = MigrateOptions {
+                qemu: common.qemu,
+                accel: accel(common.accel),
+                repeat,
+                dirty_mb: dirty,
+                stop_first,
+                threshold: Duration::from_millis(threshold_ms),
+                log_dir: common.log_dir,
+                transport: match transport {
+                    TransportArg::Unix => Transport::Unix,
+                    TransportArg::Tcp => Transport::Tcp,
+                },
+                boot_timeout: Duration::from_secs(boot_timeout_s),
+                migrate_timeout: Duration::from_secs(migrate_timeout_s),
+                settle: Duration::from_millis(settle_ms),
+                max_bandwidth_mib: max_bandwidth,
+            };
+            let mut progress = |e: &migrate::Event| eprintln!("imgrun: {e}");
+            let report = migrate::migrate_check(&m, &opts, cancel, &mut progress)?;
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.render_table());
+            }
+            Ok(ExitCode::from(
+                u8::try_from(report.exit_code()).unwrap_or(1),
+            ))
+        }
+    }
+}

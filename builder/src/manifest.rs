@@ -1,0 +1,136 @@
+//! `out/<name>/manifest.json`: what was built, with sizes and SHA-256.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// The manifest (schema in CONTRACTS.md).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Manifest {
+    /// Guest name.
+    pub name: String,
+    /// The SOURCE_DATE_EPOCH used for every timestamp.
+    pub source_date_epoch: i64,
+    /// `uname -r` of the guest kernel.
+    pub kernel_version: String,
+    /// Guest facts the runner needs.
+    pub guest: GuestFacts,
+    /// Output files.
+    pub outputs: Vec<OutputFile>,
+}
+
+/// Guest facts.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct GuestFacts {
+    /// Hostname.
+    pub hostname: String,
+    /// Memory, MiB.
+    pub memory_mib: u64,
+    /// vCPUs.
+    pub vcpus: u32,
+    /// eth0 MAC.
+    pub mac: Option<String>,
+    /// eth0 address.
+    pub address: Option<String>,
+    /// Prefix length.
+    pub prefix: Option<u8>,
+    /// Gateway.
+    pub gateway: Option<String>,
+    /// Status service port (None when disabled).
+    pub status_port: Option<u16>,
+    /// Kernel command line in the xl config.
+    pub xen_cmdline: String,
+    /// Root filesystem label.
+    pub root_label: String,
+}
+
+/// One output file.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OutputFile {
+    /// File name inside the output directory.
+    pub file: String,
+    /// Apparent size in bytes.
+    pub size: u64,
+    /// Lower-case hex SHA-256 of the contents.
+    pub sha256: String,
+}
+
+impl OutputFile {
+    /// Hashes `path` and records it under `file`.
+    pub fn of(file: &str, path: &Path) -> io::Result<OutputFile> {
+        let mut f = File::open(path)?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            h.update(&buf[..n]);
+        }
+        Ok(OutputFile { file: file.to_owned(), size, sha256: hex(&h.finalize()) })
+    }
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Manifest {
+    /// Pretty JSON with a trailing newline.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_a_file() {
+        let dir = std::env::temp_dir().join(format!("imgbuild-manifest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("x");
+        std::fs::write(&p, b"abc").unwrap();
+        let o = OutputFile::of("x", &p).unwrap();
+        assert_eq!(o.size, 3);
+        assert_eq!(o.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn json_shape() {
+        let m = Manifest {
+            name: "busybox".into(),
+            source_date_epoch: 0,
+            kernel_version: "6.1.0-1-amd64".into(),
+            guest: GuestFacts {
+                hostname: "busybox".into(),
+                memory_mib: 512,
+                vcpus: 1,
+                mac: Some("00:16:3e:00:00:01".into()),
+                address: Some("10.99.0.2".into()),
+                prefix: Some(24),
+                gateway: Some("10.99.0.1".into()),
+                status_port: Some(5115),
+                xen_cmdline: "root=/dev/xvda".into(),
+                root_label: "busybox-root".into(),
+            },
+            outputs: vec![OutputFile { file: "vmlinuz".into(), size: 1, sha256: "00".into() }],
+        };
+        let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
+        assert_eq!(v["guest"]["memory_mib"], 512);
+        assert_eq!(v["guest"]["status_port"], 5115);
+        assert_eq!(v["outputs"][0]["file"], "vmlinuz");
+        assert_eq!(v["kernel_version"], "6.1.0-1-amd64");
+    }
+}

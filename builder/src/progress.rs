@@ -1,0 +1,95 @@
+//! Progress bars (indicatif) on stderr, hidden when stderr is not a terminal.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::sources::FetchEvent;
+
+/// Build progress: one spinner per step, one bar per download.
+#[derive(Debug)]
+pub struct Progress {
+    multi: MultiProgress,
+    step: Option<ProgressBar>,
+    download: Option<ProgressBar>,
+}
+
+impl Progress {
+    /// Drawn on stderr when it is a terminal and `enabled`; hidden otherwise.
+    pub fn new(enabled: bool) -> Progress {
+        let target = if enabled && std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Progress { multi: MultiProgress::with_draw_target(target), step: None, download: None }
+    }
+
+    /// A progress sink that never draws.
+    pub fn hidden() -> Progress {
+        Progress::new(false)
+    }
+
+    /// Starts a step, finishing the previous one.
+    pub fn step(&mut self, msg: &str) {
+        self.finish_step();
+        let pb = self.multi.add(ProgressBar::new_spinner());
+        pb.set_style(ProgressStyle::with_template("{spinner:.green} {msg} {elapsed:.dim}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        pb.enable_steady_tick(Duration::from_millis(100));
+        pb.set_message(msg.to_owned());
+        self.step = Some(pb);
+    }
+
+    /// Finishes the current step (leaves it on screen with a check mark).
+    pub fn finish_step(&mut self) {
+        if let Some(pb) = self.step.take() {
+            pb.set_style(ProgressStyle::with_template("✔ {msg} {elapsed:.dim}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            pb.finish();
+        }
+    }
+
+    /// Shows a package download.
+    pub fn fetch_event(&mut self, ev: &FetchEvent) {
+        match ev {
+            FetchEvent::Started { package, total } => {
+                let pb = self.multi.add(match total {
+                    Some(t) => ProgressBar::new(*t),
+                    None => ProgressBar::new_spinner(),
+                });
+                pb.set_style(
+                    ProgressStyle::with_template("  {msg} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                );
+                pb.set_message(format!("download {package}"));
+                self.download = Some(pb);
+            }
+            FetchEvent::Progress { downloaded, total, .. } => {
+                if let Some(pb) = &self.download {
+                    if let Some(t) = total {
+                        pb.set_length(*t);
+                    }
+                    pb.set_position(*downloaded);
+                }
+            }
+            FetchEvent::Downloaded { .. } => {
+                if let Some(pb) = self.download.take() {
+                    pb.finish_and_clear();
+                }
+            }
+            FetchEvent::Resolved { from, to } => {
+                if let Some(pb) = &self.step {
+                    pb.set_message(format!("{from} → {to}"));
+                }
+            }
+            FetchEvent::Cached { .. } => {}
+        }
+    }
+
+    /// Clears everything.
+    pub fn done(mut self) {
+        self.finish_step();
+        let _ = self.multi.clear();
+    }
+}

@@ -1,0 +1,225 @@
+//! The recipe: one TOML file describing a guest. [`Recipe::load`] parses and
+//! validates it; every error names the file, line, column and key.
+
+mod error;
+mod files;
+mod net;
+mod raw;
+pub mod units;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{Diag, Loc, RecipeError};
+pub use files::{ExtraFile, FileKind, normalise_dest};
+pub use net::{Cidr, Mac};
+
+/// A value with the place in the recipe it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located<T> {
+    /// The value.
+    pub value: T,
+    /// Where it was written.
+    pub loc: Loc,
+}
+
+/// A checked recipe.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    /// The recipe file as given.
+    pub file: PathBuf,
+    /// The directory relative paths are resolved against.
+    pub dir: PathBuf,
+    /// Error context for later (build-time) errors.
+    pub diag: Diag,
+    /// `[guest]`
+    pub guest: Guest,
+    /// `[inputs]`
+    pub inputs: Inputs,
+    /// `[rootfs]`
+    pub rootfs: Rootfs,
+    /// `[modules]`
+    pub modules: Modules,
+    /// `[network]`, if any.
+    pub network: Option<Network>,
+    /// `[xen]`
+    pub xen: Xen,
+    /// `[init]`
+    pub init: Init,
+}
+
+/// `[guest]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guest {
+    /// Domain name; also the output directory name.
+    pub name: String,
+    /// Memory in MiB.
+    pub memory_mib: u64,
+    /// Virtual CPUs.
+    pub vcpus: u32,
+    /// Guest hostname (default: the name).
+    pub hostname: String,
+}
+
+/// Where an input comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A Debian package, fetched with `apt-get download`.
+    Package {
+        /// Package name.
+        name: String,
+        /// Exact version, if pinned.
+        version: Option<String>,
+    },
+    /// A local file or directory (absolute).
+    Path {
+        /// The kernel image, the busybox binary, or an unpacked package root.
+        path: PathBuf,
+        /// For a kernel file: its `/lib/modules/<kver>` tree.
+        modules: Option<PathBuf>,
+    },
+}
+
+/// `[inputs]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inputs {
+    /// The kernel and its modules.
+    pub kernel: Located<Input>,
+    /// The busybox binary.
+    pub busybox: Located<Input>,
+}
+
+/// Root image size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    /// Contents plus headroom.
+    Auto,
+    /// Exactly this many bytes.
+    Fixed(u64),
+}
+
+/// `[rootfs]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rootfs {
+    /// Image size.
+    pub size: Located<Size>,
+    /// Filesystem label (at most 16 bytes).
+    pub label: String,
+    /// Extra files, in recipe order.
+    pub files: Vec<Located<ExtraFile>>,
+}
+
+/// `[modules]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Modules {
+    /// Modules the init loads from the root filesystem.
+    pub load: Vec<Located<String>>,
+    /// Modules the initramfs loads to reach the root device.
+    pub initramfs: Vec<Located<String>>,
+}
+
+/// `[network]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    /// eth0's address and prefix.
+    pub address: Cidr,
+    /// Default gateway.
+    pub gateway: Option<std::net::Ipv4Addr>,
+    /// eth0's MAC (default: derived from the guest name).
+    pub mac: Mac,
+}
+
+/// `[xen]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Xen {
+    /// Bridge the vif joins.
+    pub bridge: String,
+    /// Disk path as the Xen hosts see it; `None` = the output's rootfs.img.
+    pub disk_target: Option<String>,
+    /// Action on guest poweroff.
+    pub on_poweroff: String,
+    /// Action on guest reboot.
+    pub on_reboot: String,
+    /// Action on guest crash.
+    pub on_crash: String,
+}
+
+/// How a service is supervised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// Run once.
+    Once,
+    /// Restart whenever it exits.
+    Respawn,
+}
+
+/// `[[init.services]]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// argv.
+    pub command: Vec<String>,
+    /// Supervision.
+    pub restart: Restart,
+}
+
+/// `[init]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Init {
+    /// The console shell command.
+    pub shell: String,
+    /// Seconds the initramfs waits for the root device.
+    pub root_wait_secs: u32,
+    /// Extra services.
+    pub services: Vec<Service>,
+    /// Whether the status service runs.
+    pub status_enabled: bool,
+    /// Its port.
+    pub status_port: u16,
+}
+
+impl Recipe {
+    /// Reads and validates a recipe file.
+    pub fn load(file: &Path) -> Result<Recipe, RecipeError> {
+        let text = std::fs::read_to_string(file).map_err(|e| RecipeError {
+            file: file.to_path_buf(),
+            loc: Loc::default(),
+            key: String::new(),
+            message: format!("cannot read recipe: {e}"),
+        })?;
+        Recipe::parse(file, &text)
+    }
+
+    /// Validates recipe text; `file` names it in errors and anchors relative paths.
+    pub fn parse(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
+        validate::validate(file, text)
+    }
+
+    /// An error about something at `loc` in this recipe.
+    pub fn error_at(&self, loc: Loc, key: &str, message: impl Into<String>) -> RecipeError {
+        self.diag.at_loc(loc, key, message)
+    }
+
+    /// The kernel `ip=` argument for this guest, if it has a network.
+    pub fn kernel_ip_arg(&self) -> Option<String> {
+        self.network.as_ref().map(|n| {
+            let gw = n.gateway.map(|g| g.to_string()).unwrap_or_default();
+            format!(
+                "ip={}::{}:{}:{}:eth0:off",
+                n.address.addr,
+                gw,
+                n.address.netmask(),
+                self.guest.hostname
+            )
+        })
+    }
+
+    /// The Xen kernel command line.
+    pub fn xen_cmdline(&self) -> String {
+        let mut s = String::from("root=/dev/xvda ro console=hvc0");
+        if let Some(ip) = self.kernel_ip_arg() {
+            s.push(' ');
+            s.push_str(&ip);
+        }
+        s
+    }
+}

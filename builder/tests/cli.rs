@@ -1,0 +1,132 @@
+//! `imgbuild mkfs`, `inspect`, `man` and `completions` from the outside,
+//! with e2fsck/dumpe2fs/debugfs as oracles.
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn imgbuild(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_imgbuild")).args(args).env_remove("SOURCE_DATE_EPOCH").output().unwrap()
+}
+
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "failed: {}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn tool(cmd: &str, args: &[&str]) -> String {
+    let o = Command::new(cmd).args(args).output().unwrap();
+    assert!(o.status.success(), "{cmd} {args:?}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn sample_tree(root: &Path) {
+    std::fs::create_dir_all(root.join("etc/sub")).unwrap();
+    std::fs::write(root.join("etc/motd"), "hello\n").unwrap();
+    std::fs::write(root.join("etc/sub/big"), vec![7u8; 100_000]).unwrap();
+    symlink("etc/motd", root.join("motd-link")).unwrap();
+}
+
+fn sha(p: &Path) -> String {
+    imgbuild::manifest::OutputFile::of("x", p).unwrap().sha256
+}
+
+#[test]
+fn mkfs_writes_a_clean_reproducible_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    sample_tree(&tree);
+    let img = tmp.path().join("a.img");
+    let (t, i) = (tree.to_str().unwrap(), img.to_str().unwrap());
+    ok(imgbuild(&["mkfs", t, i, "--size", "16M", "--label", "sample", "--seed", "5", "--timestamp", "1000000"]));
+    tool("e2fsck", &["-fn", i]);
+    let h = tool("dumpe2fs", &["-h", i]);
+    assert!(h.contains("Filesystem volume name:   sample"), "{h}");
+    assert!(h.contains("has_journal"), "{h}");
+    assert!(h.contains("Block count:              4096"), "{h}");
+    let ls = ok(imgbuild(&["inspect", "-r", i]));
+    assert!(ls.contains("100644 -rw-r--r--     0     0          6     1000000 /etc/motd\n"), "{ls}");
+    assert!(ls.contains("     100000     1000000 /etc/sub/big\n"), "{ls}");
+    assert!(ls.contains(" /motd-link -> etc/motd\n"), "{ls}");
+    assert_eq!(tool("debugfs", &["-R", "cat /etc/motd", i]), "hello\n");
+
+    // Same inputs and seed: same bytes.
+    let img2 = tmp.path().join("b.img");
+    ok(imgbuild(&["mkfs", t, img2.to_str().unwrap(), "--size", "16M", "--label", "sample", "--seed", "5", "--timestamp", "1000000"]));
+    assert_eq!(sha(&img), sha(&img2));
+}
+
+#[test]
+fn mkfs_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    sample_tree(&tree);
+    std::os::unix::fs::chown(tree.join("etc/motd"), Some(1234), Some(99)).unwrap();
+    let img = tmp.path().join("o.img");
+    let (t, i) = (tree.to_str().unwrap(), img.to_str().unwrap());
+    ok(imgbuild(&[
+        "mkfs", t, i, "--no-journal", "--block-size", "1024", "--owner", "keep",
+        "--uuid", "01234567-89ab-cdef-0123-456789abcdef",
+    ]));
+    tool("e2fsck", &["-fn", i]);
+    let h = tool("dumpe2fs", &["-h", i]);
+    assert!(!h.contains("has_journal"), "{h}");
+    assert!(h.contains("Block size:               1024"), "{h}");
+    assert!(h.contains("Filesystem UUID:          01234567-89ab-cdef-0123-456789abcdef"), "{h}");
+    let motd = ok(imgbuild(&["inspect", i, "/etc/motd"]));
+    assert!(motd.contains(" 1234    99 "), "{motd}");
+}
+
+#[test]
+fn mkfs_errors_name_the_problem_and_leave_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    sample_tree(&tree);
+    std::fs::write(tree.join("huge"), vec![1u8; 3 << 20]).unwrap();
+    let img = tmp.path().join("x.img");
+    let (t, i) = (tree.to_str().unwrap(), img.to_str().unwrap());
+    for (args, want) in [
+        (vec!["--size", "2M"], "needed"),
+        (vec!["--block-size", "3000"], "--block-size 3000"),
+        (vec!["--size", "lots"], "--size lots"),
+        (vec!["--uuid", "nope"], "not a UUID"),
+        (vec!["--label", "a-label-longer-than-16"], "at most 16"),
+    ] {
+        let mut all = vec!["mkfs", t, i];
+        all.extend(args.iter());
+        let o = imgbuild(&all);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(want), "{args:?}: {err}");
+        assert!(!img.exists(), "{args:?} left an image");
+    }
+    let o = imgbuild(&["mkfs", tmp.path().join("missing").to_str().unwrap(), i]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("missing"));
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(leftovers, [std::ffi::OsString::from("tree")]);
+}
+
+#[test]
+fn inspect_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let junk = tmp.path().join("junk.img");
+    std::fs::write(&junk, vec![0u8; 8192]).unwrap();
+    let o = imgbuild(&["inspect", junk.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("junk.img"));
+}
+
+#[test]
+fn man_pages_and_completions() {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(imgbuild(&["man", tmp.path().to_str().unwrap()]));
+    for page in ["imgbuild.1", "imgbuild-recipe.1", "imgbuild-mkfs.1", "imgbuild-inspect.1"] {
+        let t = std::fs::read_to_string(tmp.path().join(page)).unwrap();
+        assert!(t.contains(".TH"), "{page}");
+    }
+    let mkfs = std::fs::read_to_string(tmp.path().join("imgbuild-mkfs.1")).unwrap();
+    assert!(mkfs.contains("no\\-journal"), "{mkfs}");
+    for shell in ["bash", "zsh", "fish"] {
+        let s = ok(imgbuild(&["completions", shell]));
+        assert!(s.contains("imgbuild") && s.contains("mkfs") && s.contains("recipe"), "{shell}");
+    }
+}

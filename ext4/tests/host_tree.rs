@@ -1,0 +1,160 @@
+//! Real host trees: a generated tree with every file type read back entry by entry, and
+//! (with IMGBUILD_BIG_TESTS=1, as CI sets) this machine's /usr/share.
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use common::{Expect, Scratch};
+use ext4fs_builder::{EntryKind, FileData, FsBuilder, Metadata, Options, OwnerPolicy, Timestamp};
+
+/// What the image must hold for a host tree, as `add_tree` promises: names, types,
+/// permissions, owners (kept), contents, link targets, device numbers; all four times
+/// equal the source mtime (clamped to the build time).
+fn expect_from_host(root: &Path, clamp: i64) -> BTreeMap<String, Expect> {
+    let mut ex = BTreeMap::new();
+    let mut inodes: BTreeMap<(u64, u64), String> = BTreeMap::new();
+    let mut stack = vec![(root.to_path_buf(), "/".to_owned())];
+    while let Some((host, image)) = stack.pop() {
+        let m = std::fs::symlink_metadata(&host).unwrap();
+        let mut ts = Timestamp {
+            sec: m.mtime(),
+            nsec: m.mtime_nsec() as u32,
+        };
+        if ts.sec >= clamp {
+            ts = Timestamp::from_secs(clamp);
+        }
+        let mut meta = Metadata::new((m.mode() & 0o7777) as u16, ts);
+        meta.uid = m.uid();
+        meta.gid = m.gid();
+        let ft = m.file_type();
+        let key = (m.dev(), m.ino());
+        let kind = if ft.is_dir() {
+            let mut names: Vec<_> = std::fs::read_dir(&host)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            for n in names {
+                let child = if image == "/" {
+                    format!("/{}", n.to_str().unwrap())
+                } else {
+                    format!("{image}/{}", n.to_str().unwrap())
+                };
+                stack.push((host.join(&n), child));
+            }
+            EntryKind::Dir
+        } else if let Some(first) = inodes.get(&key).filter(|_| m.nlink() > 1) {
+            EntryKind::HardLink(first.clone())
+        } else if ft.is_file() {
+            EntryKind::File(FileData::Path(host.clone()))
+        } else if ft.is_symlink() {
+            EntryKind::Symlink(std::fs::read_link(&host).unwrap())
+        } else {
+            use std::os::unix::fs::FileTypeExt;
+            let (major, minor) = (rustix_major(m.rdev()), rustix_minor(m.rdev()));
+            if ft.is_char_device() {
+                EntryKind::CharDev { major, minor }
+            } else if ft.is_block_device() {
+                EntryKind::BlockDev { major, minor }
+            } else if ft.is_fifo() {
+                EntryKind::Fifo
+            } else {
+                EntryKind::Socket
+            }
+        };
+        if !ft.is_dir() && m.nlink() > 1 {
+            inodes.entry(key).or_insert_with(|| image.clone());
+        }
+        ex.insert(image, Expect { kind, meta });
+    }
+    ex
+}
+
+fn rustix_major(dev: u64) -> u32 {
+    (((dev >> 32) & 0xFFFF_F000) | ((dev >> 8) & 0xFFF)) as u32
+}
+
+fn rustix_minor(dev: u64) -> u32 {
+    (((dev >> 12) & 0xFFFF_FF00) | (dev & 0xFF)) as u32
+}
+
+fn build_and_check(src: &Path, img: &Path, full_debugfs: bool) {
+    let clamp = 1_750_000_000;
+    let mut b = FsBuilder::new(Options {
+        owner: OwnerPolicy::Keep,
+        timestamp: Some(clamp),
+        ..Options::default()
+    });
+    b.add_tree(src, "/").unwrap();
+    b.write(img).unwrap();
+    let mut ex = expect_from_host(src, clamp);
+    if !ex.contains_key("/lost+found") {
+        let lf = Metadata::new(0o700, Timestamp::from_secs(clamp));
+        ex.insert(
+            "/lost+found".into(),
+            Expect {
+                kind: EntryKind::Dir,
+                meta: lf,
+            },
+        );
+    }
+    common::e2fsck(img);
+    common::verify_ext4_view(img, &ex);
+    if full_debugfs {
+        common::verify_debugfs(img, &ex);
+    }
+}
+
+#[test]
+fn generated_host_tree_reads_back() {
+    let d = Scratch::new("host");
+    let src = d.path("src");
+    std::fs::create_dir_all(src.join("a/b/c")).unwrap();
+    std::fs::write(src.join("a/file"), b"data").unwrap();
+    std::fs::write(src.join("a/b/c/deep"), vec![9u8; 70_000]).unwrap();
+    std::fs::hard_link(src.join("a/file"), src.join("a/b/hard")).unwrap();
+    std::os::unix::fs::symlink("../file", src.join("a/b/sym")).unwrap();
+    std::os::unix::fs::symlink("y".repeat(100), src.join("a/longsym")).unwrap();
+    let fifo = src.join("a/fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        fifo.as_os_str().as_bytes(),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o640),
+        0,
+    )
+    .unwrap();
+    let dev = src.join("a/null");
+    let _ = rustix::fs::mknodat(
+        rustix::fs::CWD,
+        dev.as_os_str().as_bytes(),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        rustix::fs::makedev(1, 3),
+    );
+    std::fs::set_permissions(
+        src.join("a/file"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o4711),
+    )
+    .unwrap();
+    let _ = rustix::fs::chown(
+        src.join("a/b/c/deep").as_path(),
+        Some(rustix::fs::Uid::from_raw(1234)),
+        Some(rustix::fs::Gid::from_raw(4321)),
+    );
+    build_and_check(&src, &d.path("img"), true);
+}
+
+/// Gated: the whole of /usr/share (tens of thousands of files).
+#[test]
+fn usr_share() {
+    if std::env::var("IMGBUILD_BIG_TESTS").as_deref() != Ok("1") {
+        eprintln!("skipped: set IMGBUILD_BIG_TESTS=1 to build /usr/share");
+        return;
+    }
+    let d = Scratch::new("usrshare");
+    build_and_check(Path::new("/usr/share"), &d.path("img"), false);
+}

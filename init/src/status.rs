@@ -1,0 +1,428 @@
+//! The guest status service (CONTRACTS.md): TCP and UDP on one port; each
+//! request (a TCP line or a UDP datagram) gets one JSON object.
+//!
+//! - `status` (or anything unknown, or empty): boot_id, hostname, mac,
+//!   addresses, uptime_ms, seq, req.
+//! - `dirty <MB>`: start (once) a thread rewriting MB MiB page by page.
+//! - `dirty-check`: pause it, verify every page, answer pages/bad.
+
+use crate::json::Obj;
+use std::io::{self, BufRead as _, BufReader, Write as _};
+use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Page size the dirtier works in.
+pub const PAGE: usize = 4096;
+/// Longest request text echoed back in `req`.
+pub const MAX_REQ: usize = 64;
+
+/// What the status object reports, gathered at answer time.
+pub trait Probe: Send + Sync {
+    /// `/proc/sys/kernel/random/boot_id`.
+    fn boot_id(&self) -> String;
+    /// Current host name.
+    fn hostname(&self) -> String;
+    /// The interface's MAC.
+    fn mac(&self) -> String;
+    /// The interface's IPv4 addresses as `a.b.c.d/p`.
+    fn addresses(&self) -> Vec<String>;
+    /// Milliseconds since boot.
+    fn uptime_ms(&self) -> u64;
+}
+
+/// The pattern word for (page, generation, word index).
+pub fn pattern(page: u64, generation: u64, word: u64) -> u64 {
+    let x = page.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ generation.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+        ^ word;
+    x ^ (x >> 29)
+}
+
+/// Memory the dirtier rewrites, with each page's last generation.
+#[derive(Debug)]
+pub struct DirtyMem {
+    words: Vec<u64>,
+    gens: Vec<u64>,
+    next_page: usize,
+}
+
+const WORDS_PER_PAGE: usize = PAGE / 8;
+
+impl DirtyMem {
+    /// `mb` MiB, every page written with generation 0.
+    pub fn new(mb: usize) -> Self {
+        let pages = mb.saturating_mul(1024 * 1024 / PAGE);
+        let mut m = Self {
+            words: vec![0; pages.saturating_mul(WORDS_PER_PAGE)],
+            gens: vec![0; pages],
+            next_page: 0,
+        };
+        for p in 0..pages {
+            m.write_page(p, 0);
+        }
+        m
+    }
+
+    /// Number of pages.
+    pub fn pages(&self) -> usize {
+        self.gens.len()
+    }
+
+    fn write_page(&mut self, page: usize, generation: u64) {
+        let start = page * WORDS_PER_PAGE;
+        if let Some(words) = self.words.get_mut(start..start + WORDS_PER_PAGE) {
+            for (i, w) in words.iter_mut().enumerate() {
+                *w = pattern(page as u64, generation, i as u64);
+            }
+        }
+        if let Some(g) = self.gens.get_mut(page) {
+            *g = generation;
+        }
+    }
+
+    /// Rewrites the next `n` pages with their next generation.
+    pub fn step(&mut self, n: usize) {
+        for _ in 0..n {
+            if self.gens.is_empty() {
+                return;
+            }
+            let p = self.next_page % self.gens.len();
+            let g = self.gens.get(p).copied().unwrap_or(0).wrapping_add(1);
+            self.write_page(p, g);
+            self.next_page = p + 1;
+        }
+    }
+
+    /// Counts pages whose content is not their last generation's pattern.
+    pub fn check(&self) -> usize {
+        self.gens
+            .iter()
+            .enumerate()
+            .filter(|(p, g)| {
+                let start = p * WORDS_PER_PAGE;
+                self.words
+                    .get(start..start + WORDS_PER_PAGE)
+                    .is_none_or(|words| {
+                        words
+                            .iter()
+                            .enumerate()
+                            .any(|(i, w)| *w != pattern(*p as u64, **g, i as u64))
+                    })
+            })
+            .count()
+    }
+
+    #[cfg(test)]
+    fn corrupt(&mut self, word: usize) {
+        if let Some(w) = self.words.get_mut(word) {
+            *w ^= 1;
+        }
+    }
+}
+
+/// The service's shared state.
+pub struct Service {
+    probe: Box<dyn Probe>,
+    seq: AtomicU64,
+    dirty: Mutex<Option<DirtyMem>>,
+    dirty_started: AtomicBool,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(m: &Mutex<Option<DirtyMem>>) -> MutexGuard<'_, Option<DirtyMem>> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Cuts a request to at most [`MAX_REQ`] bytes on a character boundary.
+fn clip(s: &str) -> &str {
+    let mut end = s.len().min(MAX_REQ);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or("")
+}
+
+impl Service {
+    /// A service reporting through `probe`.
+    pub fn new(probe: Box<dyn Probe>) -> Arc<Self> {
+        Arc::new(Self {
+            probe,
+            seq: AtomicU64::new(0),
+            dirty: Mutex::new(None),
+            dirty_started: AtomicBool::new(false),
+        })
+    }
+
+    /// Answers one request (text already trimmed of the line end).
+    pub fn answer(self: &Arc<Self>, req: &str) -> String {
+        let req = req.trim();
+        let mut words = req.split_whitespace();
+        match (words.next(), words.next(), words.next()) {
+            (Some("dirty"), Some(mb), None)
+                if mb.parse::<usize>().is_ok_and(|m| m > 0 && m <= 65536) =>
+            {
+                let mb = mb.parse::<usize>().unwrap_or(1);
+                let mb = self.start_dirty(mb);
+                Obj::new()
+                    .bool("ok", true)
+                    .num("dirty_mb", mb as u64)
+                    .finish()
+            }
+            (Some("dirty-check"), None, None) => {
+                let guard = lock(&self.dirty);
+                match guard.as_ref() {
+                    Some(m) => Obj::new()
+                        .bool("ok", true)
+                        .num("pages", m.pages() as u64)
+                        .num("bad", m.check() as u64)
+                        .finish(),
+                    None => Obj::new()
+                        .bool("ok", false)
+                        .str("error", "dirty not started")
+                        .finish(),
+                }
+            }
+            _ => self.status(clip(req)),
+        }
+    }
+
+    fn status(&self, req: &str) -> String {
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        Obj::new()
+            .str("boot_id", &self.probe.boot_id())
+            .str("hostname", &self.probe.hostname())
+            .str("mac", &self.probe.mac())
+            .strs("addresses", &self.probe.addresses())
+            .num("uptime_ms", self.probe.uptime_ms())
+            .num("seq", seq)
+            .str("req", req)
+            .finish()
+    }
+
+    /// Starts the dirtier once; returns the size in use.
+    fn start_dirty(self: &Arc<Self>, mb: usize) -> usize {
+        if self.dirty_started.swap(true, Ordering::SeqCst) {
+            return lock(&self.dirty)
+                .as_ref()
+                .map_or(mb, |m| m.pages() * PAGE / (1024 * 1024));
+        }
+        *lock(&self.dirty) = Some(DirtyMem::new(mb));
+        let me = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("dirty".into())
+            .spawn(move || {
+                loop {
+                    if let Some(m) = lock(&me.dirty).as_mut() {
+                        m.step(64);
+                    }
+                    std::thread::yield_now();
+                }
+            });
+        if spawned.is_err() {
+            self.dirty_started.store(false, Ordering::SeqCst);
+        }
+        mb
+    }
+}
+
+fn serve_tcp_conn(svc: Arc<Service>, stream: TcpStream) {
+    let Ok(mut out) = stream.try_clone() else {
+        return;
+    };
+    let mut line = String::new();
+    let mut reader = BufReader::new(stream);
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let mut reply = svc.answer(&line);
+                reply.push('\n');
+                if out.write_all(reply.as_bytes()).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Binds TCP and UDP on `port` (all IPv4 addresses) and serves in threads.
+pub fn start(svc: Arc<Service>, port: u16) -> io::Result<()> {
+    let tcp = TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))?;
+    let udp = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))?;
+    let s = Arc::clone(&svc);
+    std::thread::Builder::new()
+        .name("status-tcp".into())
+        .spawn(move || {
+            for conn in tcp.incoming() {
+                match conn {
+                    Ok(c) => {
+                        let _ = c.set_nodelay(true);
+                        let s2 = Arc::clone(&s);
+                        let _ = std::thread::Builder::new()
+                            .name("status-conn".into())
+                            .spawn(move || serve_tcp_conn(s2, c));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        })?;
+    std::thread::Builder::new()
+        .name("status-udp".into())
+        .spawn(move || {
+            let mut buf = [0u8; 1500];
+            loop {
+                let Ok((n, from)) = udp.recv_from(&mut buf) else {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                };
+                let req = String::from_utf8_lossy(buf.get(..n).unwrap_or(&[])).into_owned();
+                let reply = svc.answer(&req);
+                let _ = udp.send_to(reply.as_bytes(), from);
+            }
+        })?;
+    Ok(())
+}
+
+/// The real [`Probe`]: `/proc`, `/sys` and netlink.
+#[derive(Debug)]
+pub struct SystemProbe {
+    /// Interface to report.
+    pub iface: String,
+    /// Configured addresses, reported if netlink cannot be asked.
+    pub fallback: Vec<String>,
+}
+
+impl Probe for SystemProbe {
+    fn boot_id(&self) -> String {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    }
+    fn hostname(&self) -> String {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    }
+    fn mac(&self) -> String {
+        std::fs::read_to_string(format!("/sys/class/net/{}/address", self.iface))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    }
+    fn addresses(&self) -> Vec<String> {
+        let Ok(idx) = crate::sys::real::ifindex(&self.iface) else {
+            return self.fallback.clone();
+        };
+        match crate::netlink::Netlink::open().and_then(|mut n| n.addresses()) {
+            Ok(all) => all
+                .into_iter()
+                .filter(|(i, _, _)| *i == idx)
+                .map(|(_, a, p)| format!("{a}/{p}"))
+                .collect(),
+            Err(_) => self.fallback.clone(),
+        }
+    }
+    fn uptime_ms(&self) -> u64 {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+        u64::try_from(t.tv_sec).unwrap_or(0) * 1000
+            + u64::try_from(t.tv_nsec).unwrap_or(0) / 1_000_000
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, Write};
+
+    struct P;
+    impl Probe for P {
+        fn boot_id(&self) -> String {
+            "b-1".into()
+        }
+        fn hostname(&self) -> String {
+            "busybox".into()
+        }
+        fn mac(&self) -> String {
+            "00:16:3e:00:00:01".into()
+        }
+        fn addresses(&self) -> Vec<String> {
+            vec!["10.99.0.2/24".into()]
+        }
+        fn uptime_ms(&self) -> u64 {
+            1234
+        }
+    }
+
+    #[test]
+    fn status_object_and_seq() {
+        let s = Service::new(Box::new(P));
+        assert_eq!(
+            s.answer("status\n"),
+            r#"{"boot_id":"b-1","hostname":"busybox","mac":"00:16:3e:00:00:01","addresses":["10.99.0.2/24"],"uptime_ms":1234,"seq":1,"req":"status"}"#
+        );
+        assert!(s.answer("").contains(r#""seq":2,"req":"""#));
+        let long = "x".repeat(100);
+        assert!(
+            s.answer(&long)
+                .contains(&format!(r#""seq":3,"req":"{}""#, "x".repeat(64)))
+        );
+        assert!(s.answer("dirty-check").contains(r#""ok":false"#));
+        assert!(s.answer("dirty nope").contains(r#""seq":4"#));
+    }
+
+    #[test]
+    fn dirty_memory_verifies_and_detects_corruption() {
+        let mut m = DirtyMem::new(1);
+        assert_eq!(m.pages(), 256);
+        m.step(300);
+        assert_eq!(m.check(), 0);
+        m.corrupt(5 * WORDS_PER_PAGE + 3);
+        assert_eq!(m.check(), 1);
+    }
+
+    #[test]
+    fn serves_tcp_and_udp_on_loopback() {
+        let s = Service::new(Box::new(P));
+        // find a free port
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        start(Arc::clone(&s), port).unwrap();
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut r = std::io::BufReader::new(c.try_clone().unwrap());
+        let mut line = String::new();
+        c.write_all(b"status\n").unwrap();
+        r.read_line(&mut line).unwrap();
+        assert!(line.ends_with("\"seq\":1,\"req\":\"status\"}\n"), "{line}");
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        u.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        u.send_to(b"hi", ("127.0.0.1", port)).unwrap();
+        let mut buf = [0u8; 1500];
+        let n = u.recv(&mut buf).unwrap();
+        assert!(
+            std::str::from_utf8(&buf[..n])
+                .unwrap()
+                .contains("\"seq\":2,\"req\":\"hi\"")
+        );
+        line.clear();
+        c.write_all(b"dirty 2\n").unwrap();
+        r.read_line(&mut line).unwrap();
+        assert_eq!(line, "{\"ok\":true,\"dirty_mb\":2}\n");
+        std::thread::sleep(Duration::from_millis(50));
+        line.clear();
+        c.write_all(b"dirty-check\n").unwrap();
+        r.read_line(&mut line).unwrap();
+        assert_eq!(line, "{\"ok\":true,\"pages\":512,\"bad\":0}\n");
+    }
+}

@@ -1,0 +1,157 @@
+//! The system-call layer: everything the init does to the machine goes
+//! through [`Sys`], with a real implementation ([`real::RealSys`], rustix)
+//! and a recording fake ([`fake::FakeSys`]) for unit tests.
+
+pub mod fake;
+pub mod real;
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// Mount flags, a subset of `MS_*` the init uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MountOpts {
+    /// `MS_RDONLY`.
+    pub read_only: bool,
+    /// `MS_NOSUID`.
+    pub nosuid: bool,
+    /// `MS_NODEV`.
+    pub nodev: bool,
+    /// `MS_NOEXEC`.
+    pub noexec: bool,
+}
+
+impl MountOpts {
+    /// nosuid,nodev,noexec — for /proc and /sys.
+    pub const KERNEL_FS: Self = Self {
+        read_only: false,
+        nosuid: true,
+        nodev: true,
+        noexec: true,
+    };
+    /// nosuid — for /dev.
+    pub const DEV: Self = Self {
+        read_only: false,
+        nosuid: true,
+        nodev: false,
+        noexec: false,
+    };
+    /// nosuid,nodev — for /run, /tmp, /dev/shm.
+    pub const TMP: Self = Self {
+        read_only: false,
+        nosuid: true,
+        nodev: true,
+        noexec: false,
+    };
+}
+
+/// How a child process gets its terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tty {
+    /// stdin `/dev/null`, stdout/stderr the console; own session (no controlling tty).
+    Detached,
+    /// stdin/stdout/stderr this tty; own session with it as controlling
+    /// terminal (`setsid` + `TIOCSCTTY`), so the shell has job control.
+    Controlling(String),
+}
+
+/// A process to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spawn {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Terminal setup.
+    pub tty: Tty,
+}
+
+/// What `reboot(2)` should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerAction {
+    /// `LINUX_REBOOT_CMD_POWER_OFF` (SIGUSR2).
+    PowerOff,
+    /// `LINUX_REBOOT_CMD_RESTART` (SIGTERM, SIGINT).
+    Reboot,
+    /// `LINUX_REBOOT_CMD_HALT` (SIGUSR1).
+    Halt,
+}
+
+/// A child that exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exited {
+    /// Its PID.
+    pub pid: u32,
+    /// Exit code, or 128 + signal number.
+    pub code: i32,
+}
+
+/// The machine, as far as the init needs it. Paths are absolute strings.
+pub trait Sys {
+    /// Writes one log line (the real one goes to `/dev/kmsg`).
+    fn log(&mut self, msg: &str);
+    /// Time since boot.
+    fn uptime(&self) -> Duration;
+    /// Sleeps.
+    fn sleep(&mut self, d: Duration);
+
+    /// `mkdir -p` with mode 0755.
+    fn mkdir_p(&mut self, path: &str) -> io::Result<()>;
+    /// True if the path exists (follows symlinks).
+    fn exists(&self, path: &str) -> bool;
+    /// True if `path` is a mount point (its device differs from its parent's).
+    fn is_mount_point(&self, path: &str) -> bool;
+    /// Reads a whole (small) file.
+    fn read_to_string(&self, path: &str) -> io::Result<String>;
+    /// Reads `len` bytes at `offset` (for superblocks).
+    fn read_at(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>>;
+    /// Names in a directory, sorted.
+    fn read_dir(&self, path: &str) -> io::Result<Vec<String>>;
+
+    /// `mount(2)`.
+    fn mount(
+        &mut self,
+        source: &str,
+        target: &str,
+        fstype: &str,
+        opts: MountOpts,
+        data: &str,
+    ) -> io::Result<()>;
+    /// `mount --move`.
+    fn move_mount(&mut self, from: &str, to: &str) -> io::Result<()>;
+    /// `mount -o remount,ro`.
+    fn remount_ro(&mut self, target: &str) -> io::Result<()>;
+    /// Deletes everything on the filesystem of `/` without crossing mount
+    /// points (switch_root's freeing of the initramfs).
+    fn clear_rootfs(&mut self) -> io::Result<()>;
+    /// `chdir(2)`.
+    fn chdir(&mut self, path: &str) -> io::Result<()>;
+    /// `chroot(2)`.
+    fn chroot(&mut self, path: &str) -> io::Result<()>;
+    /// `execv`; only returns on failure.
+    fn exec(&mut self, argv: &[&str]) -> io::Error;
+
+    /// `finit_module(2)` of the file at `path`.
+    fn load_module(&mut self, path: &str) -> io::Result<()>;
+    /// `sethostname(2)`.
+    fn set_hostname(&mut self, name: &str) -> io::Result<()>;
+
+    /// Sets a link's MAC address (while it is down).
+    fn set_link_mac(&mut self, iface: &str, mac: [u8; 6]) -> io::Result<()>;
+    /// Sets a link up.
+    fn link_up(&mut self, iface: &str) -> io::Result<()>;
+    /// Adds an IPv4 address with prefix to a link.
+    fn add_address(&mut self, iface: &str, addr: Ipv4Addr, prefix: u8) -> io::Result<()>;
+    /// Adds the default route via `gateway` on `iface`.
+    fn add_default_route(&mut self, iface: &str, gateway: Ipv4Addr) -> io::Result<()>;
+
+    /// Starts a process; returns its PID.
+    fn spawn(&mut self, spawn: &Spawn) -> io::Result<u32>;
+    /// Reaps one exited child without blocking.
+    fn reap_one(&mut self) -> Option<Exited>;
+    /// Sends `signal` to every process but the init (`kill(-1, sig)`).
+    fn kill_all(&mut self, signal: i32);
+    /// `sync(2)`.
+    fn sync(&mut self);
+    /// `reboot(2)`; only returns on failure.
+    fn power(&mut self, action: PowerAction) -> io::Error;
+}

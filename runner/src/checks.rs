@@ -1,0 +1,353 @@
+//! Named, backend-agnostic checks of one live migration.
+//!
+//! A backend (QEMU here, Xen later) gathers [`Evidence`] — the guest's
+//! [`Snapshot`] before, what it answered after, the probe — and calls
+//! [`guest_checks`]; it adds its own backend checks with [`Check::new`].
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::probe::ProbeSummary;
+use crate::status::{DirtyCheck, GuestStatus};
+
+/// What identifies a running guest, recorded before and after migration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub boot_id: String,
+    pub mac: String,
+    pub addresses: Vec<String>,
+    pub seq: u64,
+    pub uptime_ms: u64,
+}
+
+impl From<&GuestStatus> for Snapshot {
+    fn from(s: &GuestStatus) -> Snapshot {
+        Snapshot {
+            boot_id: s.boot_id.clone(),
+            mac: s.mac.to_ascii_lowercase(),
+            addresses: s.addresses.clone(),
+            seq: s.seq,
+            uptime_ms: s.uptime_ms,
+        }
+    }
+}
+
+/// One named pass/fail result with a human-readable detail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+impl Check {
+    pub fn new(name: &str, passed: bool, detail: impl Into<String>) -> Check {
+        Check {
+            name: name.to_string(),
+            passed,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Names of the guest checks, stable for JSON consumers.
+pub mod names {
+    pub const SAME_IP: &str = "same-ip";
+    pub const SAME_MAC: &str = "same-mac";
+    pub const SAME_BOOT: &str = "same-boot";
+    pub const SEQ_CONTINUED: &str = "seq-continued";
+    pub const TCP_SURVIVED: &str = "tcp-survived";
+    pub const PROBE_GAP: &str = "probe-gap";
+    pub const LATE_RECHECK: &str = "late-recheck";
+    pub const MEMORY_INTACT: &str = "memory-intact";
+    pub const MIGRATION_COMPLETED: &str = "migration-completed";
+    pub const VM_STATES: &str = "vm-states";
+    pub const GUEST_ON_SOURCE: &str = "guest-on-source";
+}
+
+/// Everything observed around one migration, backend-independent.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    /// The address and prefix the guest was built with.
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    /// The MAC the guest was built with.
+    pub mac: String,
+    /// Recorded just before migrating.
+    pub before: Snapshot,
+    /// Asked over UDP at the guest's address after migration.
+    pub after: Result<Snapshot, String>,
+    /// Asked over the TCP connection opened before migration.
+    pub tcp_after: Result<Snapshot, String>,
+    /// Asked again some seconds later (late crashes); `None` if not done.
+    pub late: Option<Result<Snapshot, String>>,
+    /// The probe's view; `None` if no probe ran.
+    pub probe: Option<ProbeSummary>,
+    /// The largest acceptable probe gap; `None` disables that check (non-live baseline).
+    pub threshold: Option<Duration>,
+    /// `dirty-check` after migration, when a dirtying workload ran.
+    pub dirty: Option<Result<DirtyCheck, String>>,
+}
+
+fn answered<'a>(r: &'a Result<Snapshot, String>, what: &str) -> Result<&'a Snapshot, String> {
+    r.as_ref()
+        .map_err(|e| format!("{what} did not answer: {e}"))
+}
+
+/// The guest answers at its address, and reports that address on eth0.
+pub fn same_ip(e: &Evidence) -> Check {
+    let want = format!("{}/{}", e.address, e.prefix);
+    match answered(&e.after, "the guest") {
+        Err(d) => Check::new(names::SAME_IP, false, d),
+        Ok(a) if a.addresses.contains(&want) => Check::new(
+            names::SAME_IP,
+            true,
+            format!("answers at {} and reports {want}", e.address),
+        ),
+        Ok(a) => Check::new(
+            names::SAME_IP,
+            false,
+            format!(
+                "answers at {} but reports {:?}, not {want}",
+                e.address, a.addresses
+            ),
+        ),
+    }
+}
+
+/// Same MAC before and after, and the one the guest was built with.
+pub fn same_mac(e: &Evidence) -> Check {
+    let want = e.mac.to_ascii_lowercase();
+    match answered(&e.after, "the guest") {
+        Err(d) => Check::new(names::SAME_MAC, false, d),
+        Ok(a) => {
+            let ok = a.mac == e.before.mac && a.mac == want;
+            Check::new(
+                names::SAME_MAC,
+                ok,
+                format!(
+                    "before {}, after {}, configured {want}",
+                    e.before.mac, a.mac
+                ),
+            )
+        }
+    }
+}
+
+/// Same `boot_id`: the guest did not reboot.
+pub fn same_boot(e: &Evidence) -> Check {
+    match answered(&e.after, "the guest") {
+        Err(d) => Check::new(names::SAME_BOOT, false, d),
+        Ok(a) => Check::new(
+            names::SAME_BOOT,
+            a.boot_id == e.before.boot_id && !a.boot_id.is_empty(),
+            format!("before {}, after {}", e.before.boot_id, a.boot_id),
+        ),
+    }
+}
+
+/// The reply counter continued (a restarted service would count from 1 again).
+pub fn seq_continued(e: &Evidence) -> Check {
+    match answered(&e.after, "the guest") {
+        Err(d) => Check::new(names::SEQ_CONTINUED, false, d),
+        Ok(a) => Check::new(
+            names::SEQ_CONTINUED,
+            a.seq > e.before.seq && a.uptime_ms >= e.before.uptime_ms,
+            format!(
+                "seq {} -> {}, uptime {} ms -> {} ms",
+                e.before.seq, a.seq, e.before.uptime_ms, a.uptime_ms
+            ),
+        ),
+    }
+}
+
+/// The TCP connection opened before migration still answers, from the same boot.
+pub fn tcp_survived(e: &Evidence) -> Check {
+    match answered(&e.tcp_after, "the TCP connection") {
+        Err(d) => Check::new(names::TCP_SURVIVED, false, d),
+        Ok(t) => Check::new(
+            names::TCP_SURVIVED,
+            t.boot_id == e.before.boot_id,
+            format!("answered on the old connection, seq {}", t.seq),
+        ),
+    }
+}
+
+/// The longest probe gap is under the threshold.
+pub fn probe_gap(probe: &ProbeSummary, threshold: Duration) -> Check {
+    let limit = threshold.as_secs_f64() * 1000.0;
+    Check::new(
+        names::PROBE_GAP,
+        probe.answered > 0 && probe.longest_gap_ms <= limit,
+        format!(
+            "longest gap {:.1} ms (limit {limit:.0} ms); {}/{} probes answered",
+            probe.longest_gap_ms, probe.answered, probe.sent
+        ),
+    )
+}
+
+/// The guest still answers, same boot, a few seconds after completion.
+pub fn late_recheck(e: &Evidence, late: &Result<Snapshot, String>) -> Check {
+    match answered(late, "the guest") {
+        Err(d) => Check::new(names::LATE_RECHECK, false, d),
+        Ok(l) => Check::new(
+            names::LATE_RECHECK,
+            l.boot_id == e.before.boot_id && l.seq > e.before.seq,
+            format!("still answering, uptime {} ms, seq {}", l.uptime_ms, l.seq),
+        ),
+    }
+}
+
+/// Every page the dirtying workload wrote holds its last pattern.
+pub fn memory_intact(r: &Result<DirtyCheck, String>) -> Check {
+    match r {
+        Err(e) => Check::new(
+            names::MEMORY_INTACT,
+            false,
+            format!("dirty-check failed: {e}"),
+        ),
+        Ok(d) => Check::new(
+            names::MEMORY_INTACT,
+            d.bad == 0 && d.pages > 0,
+            format!("{} pages checked, {} bad", d.pages, d.bad),
+        ),
+    }
+}
+
+/// All guest-side checks for the evidence, in report order.
+pub fn guest_checks(e: &Evidence) -> Vec<Check> {
+    let mut v = vec![
+        same_ip(e),
+        same_mac(e),
+        same_boot(e),
+        seq_continued(e),
+        tcp_survived(e),
+    ];
+    if let (Some(p), Some(t)) = (&e.probe, e.threshold) {
+        v.push(probe_gap(p, t));
+    }
+    if let Some(d) = &e.dirty {
+        v.push(memory_intact(d));
+    }
+    if let Some(l) = &e.late {
+        v.push(late_recheck(e, l));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(seq: u64) -> Snapshot {
+        Snapshot {
+            boot_id: "b1".into(),
+            mac: "00:16:3e:00:00:01".into(),
+            addresses: vec!["10.99.0.2/24".into()],
+            seq,
+            uptime_ms: seq * 100,
+        }
+    }
+
+    fn evidence() -> Evidence {
+        Evidence {
+            address: Ipv4Addr::new(10, 99, 0, 2),
+            prefix: 24,
+            mac: "00:16:3E:00:00:01".into(),
+            before: snap(5),
+            after: Ok(snap(90)),
+            tcp_after: Ok(snap(91)),
+            late: Some(Ok(snap(95))),
+            probe: Some(ProbeSummary {
+                interval_ms: 10.0,
+                sent: 100,
+                answered: 95,
+                duration_ms: 1000.0,
+                longest_gap_ms: 42.0,
+                gap_start_ms: 300.0,
+            }),
+            threshold: Some(Duration::from_millis(1000)),
+            dirty: Some(Ok(DirtyCheck {
+                pages: 16384,
+                bad: 0,
+            })),
+        }
+    }
+
+    fn failed(v: &[Check]) -> Vec<&str> {
+        v.iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_migration_passes_everything() {
+        let v = guest_checks(&evidence());
+        assert_eq!(v.len(), 8);
+        assert!(failed(&v).is_empty(), "{v:?}");
+    }
+
+    #[test]
+    fn a_reboot_fails_boot_and_seq() {
+        let mut e = evidence();
+        let mut rebooted = snap(1);
+        rebooted.boot_id = "b2".into();
+        e.after = Ok(rebooted.clone());
+        e.tcp_after = Err("connection reset".into());
+        e.late = Some(Ok(rebooted));
+        assert_eq!(
+            failed(&guest_checks(&e)),
+            vec!["same-boot", "seq-continued", "tcp-survived", "late-recheck"]
+        );
+    }
+
+    #[test]
+    fn a_silent_guest_fails_all_answer_checks() {
+        let mut e = evidence();
+        e.after = Err("timeout".into());
+        let v = guest_checks(&e);
+        assert_eq!(
+            failed(&v),
+            vec!["same-ip", "same-mac", "same-boot", "seq-continued"]
+        );
+        assert!(v[0].detail.contains("did not answer: timeout"));
+    }
+
+    #[test]
+    fn wrong_address_or_mac_fail() {
+        let mut e = evidence();
+        let mut moved = snap(90);
+        moved.addresses = vec!["10.99.0.3/24".into()];
+        moved.mac = "00:16:3e:00:00:02".into();
+        e.after = Ok(moved);
+        assert_eq!(failed(&guest_checks(&e)), vec!["same-ip", "same-mac"]);
+    }
+
+    #[test]
+    fn gap_over_threshold_and_bad_pages_fail() {
+        let mut e = evidence();
+        e.threshold = Some(Duration::from_millis(40));
+        e.dirty = Some(Ok(DirtyCheck {
+            pages: 16384,
+            bad: 3,
+        }));
+        assert_eq!(
+            failed(&guest_checks(&e)),
+            vec!["probe-gap", "memory-intact"]
+        );
+    }
+
+    #[test]
+    fn baseline_omits_the_gap_check() {
+        let mut e = evidence();
+        e.threshold = None;
+        e.dirty = None;
+        e.late = None;
+        let v = guest_checks(&e);
+        assert!(v.iter().all(|c| c.name != "probe-gap"));
+        assert_eq!(v.len(), 5);
+    }
+}

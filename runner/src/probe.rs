@@ -1,0 +1,170 @@
+//! The downtime a client sees: a UDP request every 10 ms, each answer timestamped.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// What the probe saw.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ProbeSummary {
+    pub interval_ms: f64,
+    pub sent: u64,
+    pub answered: u64,
+    pub duration_ms: f64,
+    /// The longest time without any answer, in ms (start and end of the
+    /// probe window count as edges, so a guest that never answers again shows
+    /// the whole remaining window).
+    pub longest_gap_ms: f64,
+    /// When that gap began, in ms after the probe started.
+    pub gap_start_ms: f64,
+}
+
+/// Longest gap between consecutive answer times (offsets from the start),
+/// counting the window's start and `end` as edges. Returns `(gap, gap_start)`.
+pub fn longest_gap(answers: &[Duration], end: Duration) -> (Duration, Duration) {
+    let mut prev = Duration::ZERO;
+    let mut best = (Duration::ZERO, Duration::ZERO);
+    for &t in answers.iter().chain(std::iter::once(&end)) {
+        let gap = t.saturating_sub(prev);
+        if gap > best.0 {
+            best = (gap, prev);
+        }
+        prev = prev.max(t);
+    }
+    best
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// A running probe; [`Probe::finish`] stops it and returns the summary.
+#[derive(Debug)]
+pub struct Probe {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<ProbeSummary>,
+}
+
+impl Probe {
+    /// Starts probing `target` from `sock` (created inside the namespace).
+    pub fn start(
+        sock: UdpSocket,
+        target: SocketAddr,
+        interval: Duration,
+    ) -> std::io::Result<Probe> {
+        sock.set_read_timeout(Some(Duration::from_millis(1)))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::spawn(move || run(&sock, target, interval, &flag));
+        Ok(Probe { stop, handle })
+    }
+
+    /// Stops the probe and returns what it saw.
+    pub fn finish(self) -> ProbeSummary {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.join().unwrap_or_default()
+    }
+}
+
+fn run(
+    sock: &UdpSocket,
+    target: SocketAddr,
+    interval: Duration,
+    stop: &AtomicBool,
+) -> ProbeSummary {
+    let start = Instant::now();
+    let mut next_send = start;
+    let mut sent = 0u64;
+    let mut answers: Vec<Duration> = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !stop.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        if now >= next_send {
+            if sock
+                .send_to(format!("probe {sent}").as_bytes(), target)
+                .is_ok()
+            {
+                sent += 1;
+            }
+            next_send += interval;
+            if next_send < now {
+                next_send = now + interval;
+            }
+        }
+        let wait = next_send
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_micros(200));
+        let _ = sock.set_read_timeout(Some(wait));
+        if let Ok((n, from)) = sock.recv_from(&mut buf) {
+            if from == target && n > 0 {
+                answers.push(start.elapsed());
+            }
+        }
+    }
+    let end = start.elapsed();
+    let (gap, at) = longest_gap(&answers, end);
+    ProbeSummary {
+        interval_ms: ms(interval),
+        sent,
+        answered: answers.len() as u64,
+        duration_ms: ms(end),
+        longest_gap_ms: ms(gap),
+        gap_start_ms: ms(at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn gap_between_answers() {
+        let (g, at) = longest_gap(&[d(1), d(11), d(21), d(180), d(190)], d(200));
+        assert_eq!((g, at), (d(159), d(21)));
+    }
+
+    #[test]
+    fn no_answers_is_the_whole_window() {
+        assert_eq!(longest_gap(&[], d(500)), (d(500), d(0)));
+    }
+
+    #[test]
+    fn silence_at_the_end_counts() {
+        assert_eq!(longest_gap(&[d(5), d(15)], d(1000)), (d(985), d(15)));
+    }
+
+    #[test]
+    fn probe_against_a_local_echo_sees_no_big_gap() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let target = server.local_addr().unwrap();
+        server.set_read_timeout(Some(d(500))).unwrap();
+        let h = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            let mut n = 0;
+            // Answer everything for a while, then go silent.
+            while let Ok((len, from)) = server.recv_from(&mut buf) {
+                n += 1;
+                if n <= 10 {
+                    server.send_to(&buf[..len], from).unwrap();
+                }
+            }
+        });
+        let p = Probe::start(UdpSocket::bind("127.0.0.1:0").unwrap(), target, d(10)).unwrap();
+        std::thread::sleep(d(400));
+        let s = p.finish();
+        h.join().unwrap();
+        assert!(s.sent >= 20, "{s:?}");
+        assert_eq!(s.answered, 10, "{s:?}");
+        // The silence after the 10th answer is the longest gap.
+        assert!(s.longest_gap_ms > 200.0, "{s:?}");
+        assert!(s.gap_start_ms < 200.0, "{s:?}");
+    }
+}

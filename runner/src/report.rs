@@ -1,0 +1,259 @@
+//! The migration report: a table for people and a JSON document for CI.
+//! Backend-agnostic; QEMU fills [`MigrationStats`], Xen leaves it `None`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::checks::Check;
+use crate::probe::ProbeSummary;
+
+/// Where the guest is (or last was) running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuestLocation {
+    /// On the host it was migrated from (a failed or cancelled migration).
+    Source,
+    /// On the host it was migrated to.
+    Destination,
+    /// Running nowhere the runner could find.
+    Lost,
+}
+
+/// The hypervisor's own migration figures (QEMU's `query-migrate`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MigrationStats {
+    pub status: String,
+    pub total_time_ms: Option<u64>,
+    pub downtime_ms: Option<u64>,
+    pub setup_time_ms: Option<u64>,
+    pub transferred_bytes: Option<u64>,
+}
+
+/// One migration (one leg of `--repeat`).
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationReport {
+    /// 1-based.
+    pub index: u32,
+    pub from: String,
+    pub to: String,
+    pub stats: Option<MigrationStats>,
+    pub probe: Option<ProbeSummary>,
+    pub checks: Vec<Check>,
+    pub guest_location: GuestLocation,
+    /// Wall-clock time from issuing the migration to its completion, as the runner saw it.
+    pub elapsed_ms: u64,
+    pub passed: bool,
+}
+
+impl MigrationReport {
+    /// Sets `passed` from the checks (no checks never passes).
+    pub fn seal(mut self) -> MigrationReport {
+        self.passed = !self.checks.is_empty() && self.checks.iter().all(|c| c.passed);
+        self
+    }
+}
+
+/// The options the run was made with, echoed in the report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunOptions {
+    pub repeat: u32,
+    pub dirty_mb: Option<u32>,
+    pub stop_first: bool,
+    pub threshold_ms: u64,
+}
+
+/// A whole migration-check run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub backend: String,
+    pub guest: String,
+    pub image_dir: PathBuf,
+    /// e.g. `QEMU 10.0.2 (tcg)` or `xl 4.17.5`.
+    pub hypervisor: String,
+    pub options: RunOptions,
+    /// From start to the guest's first answer (namespace, boot).
+    pub setup_ms: u64,
+    /// End to end, teardown included.
+    pub total_ms: u64,
+    pub migrations: Vec<MigrationReport>,
+    pub guest_location: GuestLocation,
+    pub console_logs: Vec<PathBuf>,
+    /// Set when the run stopped early on an error (the checks run so far are kept).
+    pub error: Option<String>,
+    pub passed: bool,
+}
+
+impl Report {
+    /// Recomputes `passed`: every requested migration ran, every check passed, no error.
+    pub fn finish(&mut self) {
+        self.passed = self.error.is_none()
+            && self.migrations.len() == self.options.repeat as usize
+            && self.migrations.iter().all(|m| m.passed);
+    }
+
+    /// 0 only if everything passed.
+    pub fn exit_code(&self) -> i32 {
+        if self.passed { 0 } else { 1 }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// A plain-text table for people.
+    pub fn render_table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "migration check: guest {} ({}), {} backend, {}",
+            self.guest,
+            self.image_dir.display(),
+            self.backend,
+            self.hypervisor
+        );
+        for m in &self.migrations {
+            let _ = writeln!(s, "\nmigration {}: {} -> {}", m.index, m.from, m.to);
+            if let Some(st) = &m.stats {
+                let f = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+                let _ = writeln!(
+                    s,
+                    "  status {}, total-time {} ms, downtime {} ms, setup-time {} ms, transferred {} bytes",
+                    st.status,
+                    f(st.total_time_ms),
+                    f(st.downtime_ms),
+                    f(st.setup_time_ms),
+                    f(st.transferred_bytes)
+                );
+            }
+            if let Some(p) = &m.probe {
+                let _ = writeln!(
+                    s,
+                    "  probe: longest gap {:.1} ms, {}/{} answered every {:.0} ms",
+                    p.longest_gap_ms, p.answered, p.sent, p.interval_ms
+                );
+            }
+            let width = m.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+            for c in &m.checks {
+                let _ = writeln!(
+                    s,
+                    "  {:<4}  {:<width$}  {}",
+                    if c.passed { "PASS" } else { "FAIL" },
+                    c.name,
+                    c.detail
+                );
+            }
+            let _ = writeln!(s, "  guest is on the {}", location_text(m.guest_location));
+        }
+        if let Some(e) = &self.error {
+            let _ = writeln!(s, "\nerror: {e}");
+        }
+        let _ = writeln!(s, "\nconsole logs:");
+        for l in &self.console_logs {
+            let _ = writeln!(s, "  {}", l.display());
+        }
+        let _ = writeln!(
+            s,
+            "\nsetup {} ms, total {} ms; guest now on the {}",
+            self.setup_ms,
+            self.total_ms,
+            location_text(self.guest_location)
+        );
+        let _ = writeln!(s, "RESULT: {}", if self.passed { "PASS" } else { "FAIL" });
+        s
+    }
+}
+
+fn location_text(l: GuestLocation) -> &'static str {
+    match l {
+        GuestLocation::Source => "source (migration did not complete; guest kept running there)",
+        GuestLocation::Destination => "destination",
+        GuestLocation::Lost => "neither host: the guest was lost",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(checks: Vec<Check>, repeat: u32) -> Report {
+        let m = MigrationReport {
+            index: 1,
+            from: "qemu-a".into(),
+            to: "qemu-b".into(),
+            stats: Some(MigrationStats {
+                status: "completed".into(),
+                total_time_ms: Some(812),
+                downtime_ms: Some(14),
+                setup_time_ms: Some(3),
+                transferred_bytes: Some(123_456),
+            }),
+            probe: None,
+            checks,
+            guest_location: GuestLocation::Destination,
+            elapsed_ms: 900,
+            passed: false,
+        }
+        .seal();
+        let mut r = Report {
+            backend: "qemu".into(),
+            guest: "busybox".into(),
+            image_dir: "out/busybox".into(),
+            hypervisor: "QEMU 10.0.2 (tcg)".into(),
+            options: RunOptions {
+                repeat,
+                threshold_ms: 1000,
+                ..RunOptions::default()
+            },
+            setup_ms: 2500,
+            total_ms: 7000,
+            migrations: vec![m],
+            guest_location: GuestLocation::Destination,
+            console_logs: vec!["/tmp/a.log".into()],
+            error: None,
+            passed: false,
+        };
+        r.finish();
+        r
+    }
+
+    #[test]
+    fn passes_only_when_every_check_passes() {
+        let ok = report(vec![Check::new("same-ip", true, "x")], 1);
+        assert!(ok.passed);
+        assert_eq!(ok.exit_code(), 0);
+        let bad = report(
+            vec![
+                Check::new("same-ip", true, "x"),
+                Check::new("same-boot", false, "y"),
+            ],
+            1,
+        );
+        assert_eq!(bad.exit_code(), 1);
+        assert!(bad.render_table().contains("FAIL  same-boot  y"));
+        assert!(bad.render_table().ends_with("RESULT: FAIL\n"));
+    }
+
+    #[test]
+    fn missing_legs_or_errors_fail() {
+        assert!(!report(vec![Check::new("same-ip", true, "x")], 2).passed);
+        let mut r = report(vec![Check::new("same-ip", true, "x")], 1);
+        r.error = Some("boom".into());
+        r.finish();
+        assert!(!r.passed);
+        assert!(!report(vec![], 1).passed);
+    }
+
+    #[test]
+    fn json_has_the_figures_ci_reads() {
+        let r = report(vec![Check::new("same-ip", true, "x")], 1);
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["passed"], true);
+        assert_eq!(v["migrations"][0]["stats"]["downtime_ms"], 14);
+        assert_eq!(v["migrations"][0]["stats"]["transferred_bytes"], 123_456);
+        assert_eq!(v["migrations"][0]["checks"][0]["name"], "same-ip");
+        assert_eq!(v["guest_location"], "destination");
+        assert_eq!(v["console_logs"][0], "/tmp/a.log");
+    }
+}

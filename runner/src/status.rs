@@ -1,0 +1,252 @@
+//! Client for the guest status service (CONTRACTS.md): UDP datagrams and a
+//! persistent TCP connection, both answered with one JSON object.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// Errors talking to the status service.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("status service at {addr}: {source}")]
+    Io {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("status service at {addr}: no answer within {ms} ms")]
+    Timeout { addr: SocketAddr, ms: u128 },
+    #[error("status service at {addr}: connection closed")]
+    Closed { addr: SocketAddr },
+    #[error("status service at {addr}: invalid reply {reply:?}: {message}")]
+    Reply {
+        addr: SocketAddr,
+        reply: String,
+        message: String,
+    },
+}
+
+/// The status object the guest returns for `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestStatus {
+    pub boot_id: String,
+    #[serde(default)]
+    pub hostname: String,
+    pub mac: String,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub uptime_ms: u64,
+    pub seq: u64,
+    #[serde(default)]
+    pub req: String,
+}
+
+/// The reply to `dirty-check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirtyCheck {
+    pub pages: u64,
+    pub bad: u64,
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(addr: SocketAddr, text: &str) -> Result<T, StatusError> {
+    serde_json::from_str(text.trim()).map_err(|e| StatusError::Reply {
+        addr,
+        reply: text.trim().chars().take(300).collect(),
+        message: e.to_string(),
+    })
+}
+
+/// Sends `request` over UDP and waits up to `timeout` for the matching answer
+/// (one whose `req` echoes the request), ignoring stale datagrams.
+pub fn udp_status(
+    sock: &UdpSocket,
+    addr: SocketAddr,
+    request: &str,
+    timeout: Duration,
+) -> Result<GuestStatus, StatusError> {
+    let io = |source| StatusError::Io { addr, source };
+    let start = Instant::now();
+    sock.send_to(request.as_bytes(), addr).map_err(io)?;
+    let mut buf = [0u8; 2048];
+    loop {
+        let left = timeout.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Err(StatusError::Timeout {
+                addr,
+                ms: timeout.as_millis(),
+            });
+        }
+        sock.set_read_timeout(Some(left)).map_err(io)?;
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) if from == addr => {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                let st: GuestStatus = parse(addr, &text)?;
+                if st.req == request.trim() {
+                    return Ok(st);
+                }
+            }
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            // ICMP unreachable while the guest's service is not up yet.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(io(e)),
+        }
+    }
+}
+
+/// A persistent TCP connection to the status service.
+#[derive(Debug)]
+pub struct TcpSession {
+    addr: SocketAddr,
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl TcpSession {
+    /// Wraps a connected stream (connect it inside the namespace).
+    pub fn new(stream: TcpStream, timeout: Duration) -> Result<TcpSession, StatusError> {
+        let addr = stream.peer_addr().map_err(|source| StatusError::Io {
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            source,
+        })?;
+        let io = |source| StatusError::Io { addr, source };
+        stream.set_read_timeout(Some(timeout)).map_err(io)?;
+        stream.set_nodelay(true).map_err(io)?;
+        let writer = stream.try_clone().map_err(io)?;
+        Ok(TcpSession {
+            addr,
+            reader: BufReader::new(stream),
+            writer,
+        })
+    }
+
+    /// Sends one request line and returns the reply line.
+    pub fn request(&mut self, line: &str) -> Result<String, StatusError> {
+        let addr = self.addr;
+        let io = |source: std::io::Error| {
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) {
+                StatusError::Timeout { addr, ms: 0 }
+            } else {
+                StatusError::Io { addr, source }
+            }
+        };
+        self.writer
+            .write_all(format!("{line}\n").as_bytes())
+            .map_err(io)?;
+        let mut reply = String::new();
+        if self.reader.read_line(&mut reply).map_err(io)? == 0 {
+            return Err(StatusError::Closed { addr });
+        }
+        Ok(reply)
+    }
+
+    pub fn status(&mut self) -> Result<GuestStatus, StatusError> {
+        let r = self.request("status")?;
+        parse(self.addr, &r)
+    }
+
+    /// Starts the guest's memory-dirtying workload (`dirty <MB>`).
+    pub fn dirty(&mut self, mb: u32) -> Result<(), StatusError> {
+        let r = self.request(&format!("dirty {mb}"))?;
+        let v: serde_json::Value = parse(self.addr, &r)?;
+        if v.get("ok") == Some(&serde_json::Value::Bool(true)) {
+            Ok(())
+        } else {
+            Err(StatusError::Reply {
+                addr: self.addr,
+                reply: r.trim().to_string(),
+                message: "the guest refused `dirty`".into(),
+            })
+        }
+    }
+
+    /// Asks the guest to verify every dirtied page (`dirty-check`).
+    pub fn dirty_check(&mut self) -> Result<DirtyCheck, StatusError> {
+        let r = self.request("dirty-check")?;
+        parse(self.addr, &r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    const REPLY: &str = r#"{"boot_id":"b-1","hostname":"busybox","mac":"00:16:3e:00:00:01","addresses":["10.99.0.2/24"],"uptime_ms":1234,"seq":17,"req":"status"}"#;
+
+    #[test]
+    fn udp_matches_request_and_skips_stale_answers() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let h = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            let (_, from) = server.recv_from(&mut buf).unwrap();
+            let stale = REPLY.replace("\"req\":\"status\"", "\"req\":\"probe 3\"");
+            server.send_to(stale.as_bytes(), from).unwrap();
+            server.send_to(REPLY.as_bytes(), from).unwrap();
+        });
+        let st = udp_status(&client, addr, "status", Duration::from_secs(2)).unwrap();
+        assert_eq!(st.seq, 17);
+        assert_eq!(st.addresses, vec!["10.99.0.2/24".to_string()]);
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn udp_times_out() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let e = udp_status(
+            &client,
+            server.local_addr().unwrap(),
+            "status",
+            Duration::from_millis(50),
+        );
+        assert!(matches!(e, Err(StatusError::Timeout { .. })), "{e:?}");
+    }
+
+    #[test]
+    fn tcp_session_keeps_one_connection() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let h = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut w = s.try_clone().unwrap();
+            let mut lines = BufReader::new(s).lines();
+            assert_eq!(lines.next().unwrap().unwrap(), "status");
+            w.write_all(format!("{REPLY}\n").as_bytes()).unwrap();
+            assert_eq!(lines.next().unwrap().unwrap(), "dirty 64");
+            w.write_all(b"{\"ok\":true,\"dirty_mb\":64}\n").unwrap();
+            assert_eq!(lines.next().unwrap().unwrap(), "dirty-check");
+            w.write_all(b"{\"ok\":true,\"pages\":16384,\"bad\":2}\n")
+                .unwrap();
+        });
+        let mut t =
+            TcpSession::new(TcpStream::connect(addr).unwrap(), Duration::from_secs(2)).unwrap();
+        assert_eq!(t.status().unwrap().boot_id, "b-1");
+        t.dirty(64).unwrap();
+        assert_eq!(
+            t.dirty_check().unwrap(),
+            DirtyCheck {
+                pages: 16384,
+                bad: 2
+            }
+        );
+        h.join().unwrap();
+        assert!(matches!(
+            t.status(),
+            Err(StatusError::Closed { .. } | StatusError::Io { .. })
+        ));
+    }
+}

@@ -1,0 +1,306 @@
+//! Real QEMU, real kernel: `imgrun migrate-check` on the busybox guest that
+//! `imgbuild recipe recipes/busybox.toml` builds.
+//!
+//! Needs root (CAP_NET_ADMIN for the namespace); skipped with a printed reason
+//! otherwise. The guest is built once per test run by invoking the builder
+//! (`cargo run -p imgbuild -- recipe recipes/busybox.toml --out <target>/imgrun-test-out`);
+//! set `IMGRUN_TEST_IMAGE=<dir>` to use an already built output directory.
+//! The tests run one at a time: two QEMUs under TCG already fill 2 cores.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod common;
+use common::{guest, serial};
+
+fn imgrun() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_imgrun"))
+}
+
+/// Runs `imgrun migrate-check <dir> --json <args>`; returns (exit code, report).
+fn migrate_check(dir: &Path, args: &[&str]) -> (i32, Value, String) {
+    let out = imgrun()
+        .arg("migrate-check")
+        .arg(dir)
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}); stderr:\n{stderr}"));
+    (out.status.code().unwrap_or(-1), report, stderr)
+}
+
+fn check<'a>(leg: &'a Value, name: &str) -> &'a Value {
+    leg["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {leg}"))
+}
+
+fn assert_all_passed(code: i32, report: &Value, stderr: &str) {
+    let failed: Vec<String> = report["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["checks"].as_array().unwrap().iter())
+        .filter(|c| c["passed"] != true)
+        .map(|c| format!("{}: {}", c["name"], c["detail"]))
+        .collect();
+    assert!(
+        code == 0 && report["passed"] == true && failed.is_empty(),
+        "exit {code}, failed checks {failed:?}, error {}\nstderr:\n{stderr}",
+        report["error"]
+    );
+}
+
+const GUEST_CHECKS: [&str; 9] = [
+    "migration-completed",
+    "vm-states",
+    "same-ip",
+    "same-mac",
+    "same-boot",
+    "seq-continued",
+    "tcp-survived",
+    "probe-gap",
+    "late-recheck",
+];
+
+#[test]
+fn live_migration_passes_every_check() {
+    let _g = serial();
+    let Some(dir) = guest() else { return };
+    let (code, r, stderr) = migrate_check(&dir, &[]);
+    assert_all_passed(code, &r, &stderr);
+    let leg = &r["migrations"][0];
+    for name in GUEST_CHECKS {
+        assert_eq!(check(leg, name)["passed"], true, "{name}");
+    }
+    assert_eq!(leg["stats"]["status"], "completed");
+    assert!(leg["stats"]["downtime_ms"].as_u64().is_some(), "{leg}");
+    assert!(leg["stats"]["transferred_bytes"].as_u64().unwrap() > 0);
+    assert!(leg["probe"]["answered"].as_u64().unwrap() > 0);
+    assert_eq!(r["guest_location"], "destination");
+    for log in r["console_logs"].as_array().unwrap() {
+        assert!(Path::new(log.as_str().unwrap()).is_file(), "{log}");
+    }
+}
+
+#[test]
+fn back_and_forth_five_times() {
+    let _g = serial();
+    let Some(dir) = guest() else { return };
+    let (code, r, stderr) = migrate_check(&dir, &["--repeat", "5", "--settle-ms", "1000"]);
+    assert_all_passed(code, &r, &stderr);
+    let legs = r["migrations"].as_array().unwrap();
+    assert_eq!(legs.len(), 5);
+    assert_eq!(legs[0]["from"], "qemu-a");
+    assert_eq!(legs[1]["from"], "qemu-b");
+    assert_eq!(legs[4]["to"], "qemu-b");
+}
+
+#[test]
+fn dirty_memory_survives() {
+    let _g = serial();
+    let Some(dir) = guest() else { return };
+    let (code, r, stderr) = migrate_check(&dir, &["--dirty", "64"]);
+    assert_all_passed(code, &r, &stderr);
+    let intact = check(&r["migrations"][0], "memory-intact");
+    assert!(
+        intact["detail"].as_str().unwrap().contains(" 0 bad"),
+        "{intact}"
+    );
+}
+
+#[test]
+fn stop_first_baseline_has_no_gap_limit() {
+    let _g = serial();
+    let Some(dir) = guest() else { return };
+    let (code, r, stderr) = migrate_check(&dir, &["--stop-first", "--settle-ms", "1000"]);
+    assert_all_passed(code, &r, &stderr);
+    let leg = &r["migrations"][0];
+    assert!(
+        leg["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["name"] != "probe-gap")
+    );
+    assert_eq!(r["options"]["stop_first"], true);
+}
+
+/// imgrun with its stderr streamed line by line.
+struct Running {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let mut child = imgrun()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a stderr line containing `needle`; returns it.
+    fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let end = Instant::now() + timeout;
+        while let Ok(l) = self
+            .lines
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(l.clone());
+            if l.contains(needle) {
+                return l;
+            }
+        }
+        let _ = self.child.kill();
+        panic!(
+            "no line with {needle:?} within {timeout:?}; saw:\n{}",
+            self.seen.join("\n")
+        );
+    }
+
+    fn signal(&self, sig: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(i32::try_from(self.child.id()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+    }
+
+    fn finish(mut self) -> (i32, String, Vec<String>) {
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(self.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        let status = self.child.wait().unwrap();
+        self.seen.extend(self.lines.iter());
+        (status.code().unwrap_or(-1), stdout, self.seen)
+    }
+}
+
+fn value_after(line: &str, key: &str) -> String {
+    let rest = &line[line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len()..];
+    rest.split_whitespace().next().unwrap().to_string()
+}
+
+/// A started QEMU's PID from an `... started pid=N ...` line.
+fn pid_of(line: &str) -> i32 {
+    value_after(line, "pid=").parse().unwrap()
+}
+
+fn namespace_of(line: &str) -> String {
+    value_after(line, "namespace ")
+}
+
+fn process_gone(pid: i32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn namespace_gone(name: &str) -> bool {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    !String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(name))
+}
+
+fn interrupted_run_cleans_up(sig: rustix::process::Signal, during_migration: bool) {
+    let Some(dir) = guest() else { return };
+    let dir = dir.to_str().unwrap();
+    let mut args = vec!["migrate-check", dir];
+    if during_migration {
+        // A slow, dirtying migration that is still running when the signal comes.
+        args.extend(["--dirty", "32", "--max-bandwidth", "2"]);
+    }
+    let mut run = Running::start(&args);
+    let ns = namespace_of(&run.wait_for("namespace ", Duration::from_secs(60)));
+    let mut pids = vec![pid_of(
+        &run.wait_for("source qemu-a started", Duration::from_secs(60)),
+    )];
+    if during_migration {
+        pids.push(pid_of(
+            &run.wait_for("destination qemu-b started", Duration::from_secs(120)),
+        ));
+        run.wait_for("migration 1 started", Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    run.signal(sig);
+    let (code, _, seen) = run.finish();
+    assert_eq!(code, 130, "{}", seen.join("\n"));
+    for pid in pids {
+        assert!(
+            process_gone(pid),
+            "QEMU {pid} left running:\n{}",
+            seen.join("\n")
+        );
+    }
+    assert!(namespace_gone(&ns), "namespace {ns} left behind");
+}
+
+#[test]
+fn sigint_while_booting_leaves_nothing_behind() {
+    let _g = serial();
+    interrupted_run_cleans_up(rustix::process::Signal::INT, false);
+}
+
+#[test]
+fn sigterm_during_migration_leaves_nothing_behind() {
+    let _g = serial();
+    interrupted_run_cleans_up(rustix::process::Signal::TERM, true);
+}
+
+#[test]
+fn killed_destination_leaves_guest_on_source() {
+    let _g = serial();
+    let Some(dir) = guest() else { return };
+    let dir = dir.to_str().unwrap();
+    let mut run = Running::start(&[
+        "migrate-check",
+        dir,
+        "--json",
+        "--dirty",
+        "32",
+        "--max-bandwidth",
+        "2",
+    ]);
+    let ns = namespace_of(&run.wait_for("namespace ", Duration::from_secs(60)));
+    let src = pid_of(&run.wait_for("source qemu-a started", Duration::from_secs(60)));
+    let dst = pid_of(&run.wait_for("destination qemu-b started", Duration::from_secs(120)));
+    run.wait_for("migration 1 started", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(800));
+    let pid = rustix::process::Pid::from_raw(dst).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    let (code, stdout, seen) = run.finish();
+    assert_eq!(code, 1, "{}", seen.join("\n"));
+    let r: Value = serde_json::from_str(&stdout).unwrap();
+    let leg = &r["migrations"][0];
+    assert_eq!(check(leg, "migration-completed")["passed"], false);
+    let on_src = check(leg, "guest-on-source");
+    assert_eq!(on_src["passed"], true, "{on_src}");
+    assert_eq!(r["guest_location"], "source");
+    assert_eq!(r["passed"], false);
+    assert!(process_gone(src) && process_gone(dst));
+    assert!(namespace_gone(&ns));
+}
