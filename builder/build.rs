@@ -16,8 +16,18 @@ const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
-    let ws = manifest_dir.parent().unwrap_or(Path::new("..")).to_path_buf();
-    for p in ["init/src", "init/Cargo.toml", "modules/src", "modules/Cargo.toml", "Cargo.lock", "Cargo.toml"] {
+    let ws = manifest_dir
+        .parent()
+        .unwrap_or(Path::new(".."))
+        .to_path_buf();
+    for p in [
+        "init/src",
+        "init/Cargo.toml",
+        "modules/src",
+        "modules/Cargo.toml",
+        "Cargo.lock",
+        "Cargo.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", ws.join(p).display());
     }
     println!("cargo:rerun-if-env-changed=IMGBUILD_SKIP_INIT_BUILD");
@@ -25,7 +35,9 @@ fn main() {
     let dest = out_dir.join("imgbuild-init");
 
     if env::var_os("IMGBUILD_SKIP_INIT_BUILD").is_some() {
-        println!("cargo:warning=IMGBUILD_SKIP_INIT_BUILD set: no init embedded; set IMGBUILD_INIT at run time");
+        println!(
+            "cargo:warning=IMGBUILD_SKIP_INIT_BUILD set: no init embedded; set IMGBUILD_INIT at run time"
+        );
         write_placeholder(&dest);
         return;
     }
@@ -41,7 +53,16 @@ fn main() {
     cmd.arg("build")
         .arg("--manifest-path")
         .arg(ws.join("Cargo.toml"))
-        .args(["-p", "imgbuild-init", "--bin", "imgbuild-init", "--profile", "init", "--target", TARGET])
+        .args([
+            "-p",
+            "imgbuild-init",
+            "--bin",
+            "imgbuild-init",
+            "--profile",
+            "init",
+            "--target",
+            TARGET,
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
@@ -62,7 +83,10 @@ fn main() {
         Ok(o) => {
             let err = String::from_utf8_lossy(&o.stderr);
             let tail: Vec<&str> = err.lines().rev().take(15).collect();
-            println!("cargo:warning=nested build of imgbuild-init failed ({}); no init embedded, set IMGBUILD_INIT at run time", o.status);
+            println!(
+                "cargo:warning=nested build of imgbuild-init failed ({}); no init embedded, set IMGBUILD_INIT at run time",
+                o.status
+            );
             for l in tail.into_iter().rev() {
                 println!("cargo:warning=  {l}");
             }

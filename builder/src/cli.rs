@@ -128,7 +128,9 @@ pub struct CompletionsArgs {
 pub fn parse_uuid(s: &str) -> Result<[u8; 16], String> {
     let hex: String = s.chars().filter(|c| *c != '-').collect();
     if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(format!("`{s}` is not a UUID (expected 32 hex digits like 0f2e…-…)"));
+        return Err(format!(
+            "`{s}` is not a UUID (expected 32 hex digits like 0f2e…-…)"
+        ));
     }
     let mut out = [0u8; 16];
     for (i, b) in out.iter_mut().enumerate() {
@@ -150,8 +152,23 @@ mod tests {
 
     #[test]
     fn parses_mkfs() {
-        let c = Cli::try_parse_from(["imgbuild", "mkfs", "d", "i.img", "--size", "1G", "--no-journal", "--owner", "keep", "--seed", "7"]).unwrap();
-        let Command::Mkfs(m) = c.command else { panic!("not mkfs") };
+        let c = Cli::try_parse_from([
+            "imgbuild",
+            "mkfs",
+            "d",
+            "i.img",
+            "--size",
+            "1G",
+            "--no-journal",
+            "--owner",
+            "keep",
+            "--seed",
+            "7",
+        ])
+        .unwrap();
+        let Command::Mkfs(m) = c.command else {
+            panic!("not mkfs")
+        };
         assert_eq!(m.size, "1G");
         assert!(m.no_journal);
         assert_eq!(m.owner, Owner::Keep);

@@ -19,7 +19,9 @@ pub const ENV_OVERRIDE: &str = "IMGBUILD_INIT";
 #[derive(Debug, thiserror::Error)]
 pub enum InitBinaryError {
     /// No embedded init and no override.
-    #[error("this imgbuild has no embedded init (its nested build failed); set {ENV_OVERRIDE}=/path/to/static/imgbuild-init")]
+    #[error(
+        "this imgbuild has no embedded init (its nested build failed); set {ENV_OVERRIDE}=/path/to/static/imgbuild-init"
+    )]
     Missing,
     /// The override cannot be read.
     #[error("cannot read init binary {path} (from {ENV_OVERRIDE}): {source}")]
@@ -38,7 +40,9 @@ pub enum InitBinaryError {
         reason: String,
     },
     /// Dynamically linked: it would not run as PID 1 in a guest without libc.
-    #[error("init binary {what} is not static: {reason}; PID 1 must be statically linked (build with -C target-feature=+crt-static)")]
+    #[error(
+        "init binary {what} is not static: {reason}; PID 1 must be statically linked (build with -C target-feature=+crt-static)"
+    )]
     Dynamic {
         /// Which binary.
         what: String,
@@ -71,35 +75,62 @@ impl InitBinary {
             return Err(InitBinaryError::Missing);
         }
         check_static(EMBEDDED, "(embedded)")?;
-        Ok(InitBinary { bytes: Cow::Borrowed(EMBEDDED), origin: "embedded".into() })
+        Ok(InitBinary {
+            bytes: Cow::Borrowed(EMBEDDED),
+            origin: "embedded".into(),
+        })
     }
 
     /// An init binary from a file.
     pub fn from_path(path: &Path) -> Result<InitBinary, InitBinaryError> {
-        let bytes = std::fs::read(path).map_err(|source| InitBinaryError::Read { path: path.to_path_buf(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| InitBinaryError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let origin = path.display().to_string();
         check_static(&bytes, &origin)?;
-        Ok(InitBinary { bytes: Cow::Owned(bytes), origin })
+        Ok(InitBinary {
+            bytes: Cow::Owned(bytes),
+            origin,
+        })
     }
 }
 
 /// Refuses anything but a static x86_64 ELF executable.
 pub fn check_static(bytes: &[u8], what: &str) -> Result<(), InitBinaryError> {
-    let elf = Elf::parse(bytes).map_err(|e| InitBinaryError::NotElf { what: what.into(), reason: e.to_string() })?;
+    let elf = Elf::parse(bytes).map_err(|e| InitBinaryError::NotElf {
+        what: what.into(),
+        reason: e.to_string(),
+    })?;
     if !elf.is_64 || elf.header.e_machine != EM_X86_64 {
-        return Err(InitBinaryError::NotElf { what: what.into(), reason: "not a 64-bit x86_64 binary".into() });
+        return Err(InitBinaryError::NotElf {
+            what: what.into(),
+            reason: "not a 64-bit x86_64 binary".into(),
+        });
     }
     if elf.header.e_type != ET_EXEC && elf.header.e_type != ET_DYN {
-        return Err(InitBinaryError::NotElf { what: what.into(), reason: "not an executable".into() });
+        return Err(InitBinaryError::NotElf {
+            what: what.into(),
+            reason: "not an executable".into(),
+        });
     }
     if let Some(ph) = elf.program_headers.iter().find(|p| p.p_type == PT_INTERP) {
-        let interp = elf.interpreter.map(str::to_owned).unwrap_or_else(|| format!("at offset {:#x}", ph.p_offset));
-        return Err(InitBinaryError::Dynamic { what: what.into(), reason: format!("it has a program interpreter (PT_INTERP {interp})") });
+        let interp = elf
+            .interpreter
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("at offset {:#x}", ph.p_offset));
+        return Err(InitBinaryError::Dynamic {
+            what: what.into(),
+            reason: format!("it has a program interpreter (PT_INTERP {interp})"),
+        });
     }
     if !elf.libraries.is_empty() {
         return Err(InitBinaryError::Dynamic {
             what: what.into(),
-            reason: format!("it needs shared libraries (DT_NEEDED {})", elf.libraries.join(", ")),
+            reason: format!(
+                "it needs shared libraries (DT_NEEDED {})",
+                elf.libraries.join(", ")
+            ),
         });
     }
     Ok(())
@@ -127,7 +158,10 @@ mod tests {
         // Debian's busybox-static (if installed on the build host) is a static ELF.
         let p = Path::new("/bin/busybox");
         if let Ok(bytes) = std::fs::read(p) {
-            if Elf::parse(&bytes).map(|e| e.interpreter.is_none()).unwrap_or(false) {
+            if Elf::parse(&bytes)
+                .map(|e| e.interpreter.is_none())
+                .unwrap_or(false)
+            {
                 check_static(&bytes, "busybox").unwrap();
             }
         }

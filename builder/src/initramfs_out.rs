@@ -24,7 +24,12 @@ pub fn write(plan: &Plan, epoch: i64, path: &Path) -> Result<u64, InitramfsOutEr
         let mut rec = match &e.node {
             Node::Dir => Record::dir(name, perm),
             Node::Bytes(b) => Record::file(name, perm, b.clone()),
-            Node::HostFile(p) => Record::host_file(name, perm, p).map_err(|source| CpioError::Output { path: p.clone(), source })?,
+            Node::HostFile(p) => {
+                Record::host_file(name, perm, p).map_err(|source| CpioError::Output {
+                    path: p.clone(),
+                    source,
+                })?
+            }
             Node::HostTree(p) => {
                 a.add(Record::dir(name, perm))?;
                 a.add_host_tree(p, name)?;

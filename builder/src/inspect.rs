@@ -83,12 +83,13 @@ fn type_bits(kind: char) -> u32 {
 /// `rwxr-xr-x` with setuid/setgid/sticky shown as `ls` does.
 pub fn symbolic(mode: u16) -> String {
     let bit = |m: u16, c: char| if mode & m != 0 { c } else { '-' };
-    let exec = |x: u16, special: u16, on: char, off: char| match (mode & x != 0, mode & special != 0) {
-        (true, true) => on,
-        (false, true) => off,
-        (true, false) => 'x',
-        (false, false) => '-',
-    };
+    let exec =
+        |x: u16, special: u16, on: char, off: char| match (mode & x != 0, mode & special != 0) {
+            (true, true) => on,
+            (false, true) => off,
+            (true, false) => 'x',
+            (false, false) => '-',
+        };
     [
         bit(0o400, 'r'),
         bit(0o200, 'w'),
@@ -147,8 +148,15 @@ impl Entry {
 /// Lists `path` in `image`: a directory's entries (sorted; recursively if
 /// asked), or the entry itself.
 pub fn list(image: &Path, path: &str, recursive: bool) -> Result<Vec<Entry>, InspectError> {
-    let fs = Ext4::load_from_path(image).map_err(|source| InspectError::Load { image: image.to_path_buf(), source })?;
-    let perr = |p: &str, source| InspectError::Path { image: image.to_path_buf(), path: p.to_owned(), source };
+    let fs = Ext4::load_from_path(image).map_err(|source| InspectError::Load {
+        image: image.to_path_buf(),
+        source,
+    })?;
+    let perr = |p: &str, source| InspectError::Path {
+        image: image.to_path_buf(),
+        path: p.to_owned(),
+        source,
+    };
     let meta = fs.symlink_metadata(path).map_err(|e| perr(path, e))?;
     let mut out = Vec::new();
     if !meta.is_dir() {
@@ -169,7 +177,11 @@ pub fn list(image: &Path, path: &str, recursive: bool) -> Result<Vec<Entry>, Ins
         names.sort();
         let mut subdirs = Vec::new();
         for name in names {
-            let p = if dir.ends_with('/') { format!("{dir}{name}") } else { format!("{dir}/{name}") };
+            let p = if dir.ends_with('/') {
+                format!("{dir}{name}")
+            } else {
+                format!("{dir}/{name}")
+            };
             let m = fs.symlink_metadata(p.as_str()).map_err(|e| perr(&p, e))?;
             if recursive && m.is_dir() {
                 subdirs.push(p.clone());
@@ -189,7 +201,11 @@ pub fn list(image: &Path, path: &str, recursive: bool) -> Result<Vec<Entry>, Ins
 pub fn render(entries: &[Entry], recursive: bool) -> String {
     let mut s = String::new();
     for e in entries {
-        let name = if recursive { e.path.as_str() } else { e.path.rsplit('/').next().unwrap_or(&e.path) };
+        let name = if recursive {
+            e.path.as_str()
+        } else {
+            e.path.rsplit('/').next().unwrap_or(&e.path)
+        };
         s.push_str(&e.line(name));
         s.push('\n');
     }
@@ -220,6 +236,9 @@ mod tests {
             mtime: 0,
             target: Some("busybox".into()),
         };
-        assert_eq!(e.line("sh"), "120777 lrwxrwxrwx     0     0          7           0 sh -> busybox");
+        assert_eq!(
+            e.line("sh"),
+            "120777 lrwxrwxrwx     0     0          7           0 sh -> busybox"
+        );
     }
 }

@@ -47,14 +47,25 @@ pub enum KmodError {
 
 /// Resolves `requested` (from recipe key `key`) in `tree`; an unknown module
 /// or a vermagic mismatch becomes a recipe error at the module's position.
-pub fn resolve(recipe: &Recipe, tree: &ModuleTree, requested: &[Located<String>], key: &str) -> Result<Resolution, KmodError> {
+pub fn resolve(
+    recipe: &Recipe,
+    tree: &ModuleTree,
+    requested: &[Located<String>],
+    key: &str,
+) -> Result<Resolution, KmodError> {
     let names: Vec<&str> = requested.iter().map(|m| m.value.as_str()).collect();
     tree.resolve(&names).map_err(|e| {
         let at = |n: &str| requested.iter().find(|m| name::same(&m.value, n));
         match &e {
-            TreeError::NotFound { name, kernel_version, suggestions, .. } => match at(name) {
+            TreeError::NotFound {
+                name,
+                kernel_version,
+                suggestions,
+                ..
+            } => match at(name) {
                 Some(m) => {
-                    let mut msg = format!("module `{name}` does not exist in kernel {kernel_version}");
+                    let mut msg =
+                        format!("module `{name}` does not exist in kernel {kernel_version}");
                     if suggestions.is_empty() {
                         msg.push_str(" (no similar names)");
                     } else {
@@ -64,8 +75,16 @@ pub fn resolve(recipe: &Recipe, tree: &ModuleTree, requested: &[Located<String>]
                 }
                 None => KmodError::Tree(e),
             },
-            TreeError::VermagicMismatch { .. } if requested.len() == 1 => {
-                KmodError::Recipe(recipe.error_at(requested[0].loc, key, e.to_string()))
+            TreeError::VermagicMismatch { path, .. } => {
+                // The module itself if it was asked for, else the list.
+                let file = path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                match at(&name::from_path(&file)).or(requested.first()) {
+                    Some(m) => KmodError::Recipe(recipe.error_at(m.loc, key, e.to_string())),
+                    None => KmodError::Tree(e),
+                }
             }
             _ => KmodError::Tree(e),
         }

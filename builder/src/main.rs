@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, Parser};
-use imgbuild::cli::{Cli, Command, CompletionsArgs, InspectArgs, ManArgs, MkfsArgs, Owner, RecipeArgs, parse_uuid};
+use imgbuild::cli::{
+    Cli, Command, CompletionsArgs, InspectArgs, ManArgs, MkfsArgs, Owner, RecipeArgs, parse_uuid,
+};
 use imgbuild::inspect;
 use imgbuild::pipeline::{self, BuildOptions};
 use imgbuild::recipe::Recipe;
@@ -46,11 +48,28 @@ fn recipe(a: RecipeArgs) -> Result<()> {
         print!("{}", result.manifest.to_json());
     } else {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "built {} (kernel {}) in {}", recipe.guest.name, result.manifest.kernel_version, result.out_dir.display())?;
+        writeln!(
+            out,
+            "built {} (kernel {}) in {}",
+            recipe.guest.name,
+            result.manifest.kernel_version,
+            result.out_dir.display()
+        )?;
         for o in &result.manifest.outputs {
-            writeln!(out, "  {:<14} {:>12} bytes  sha256 {}", o.file, o.size, o.sha256)?;
+            writeln!(
+                out,
+                "  {:<14} {:>12} bytes  sha256 {}",
+                o.file, o.size, o.sha256
+            )?;
         }
-        writeln!(out, "start it on a Xen host with: xl create {}", result.out_dir.join(format!("{}.cfg", recipe.guest.name)).display())?;
+        writeln!(
+            out,
+            "start it on a Xen host with: xl create {}",
+            result
+                .out_dir
+                .join(format!("{}.cfg", recipe.guest.name))
+                .display()
+        )?;
     }
     Ok(())
 }
@@ -63,10 +82,19 @@ fn mkfs(a: MkfsArgs) -> Result<()> {
     let block_size = BlockSize::from_bytes(a.block_size)
         .with_context(|| format!("--block-size {}: must be 1024, 2048 or 4096", a.block_size))?;
     let size = SizeSpec::parse(&a.size).with_context(|| format!("--size {}", a.size))?;
-    let uuid = a.uuid.as_deref().map(parse_uuid).transpose().map_err(anyhow::Error::msg).context("--uuid")?;
+    let uuid = a
+        .uuid
+        .as_deref()
+        .map(parse_uuid)
+        .transpose()
+        .map_err(anyhow::Error::msg)
+        .context("--uuid")?;
     if let Some(l) = &a.label {
         if l.len() > 16 {
-            bail!("--label {l:?} is {} bytes; an ext4 label holds at most 16", l.len());
+            bail!(
+                "--label {l:?} is {} bytes; an ext4 label holds at most 16",
+                l.len()
+            );
         }
     }
     let opts = Options {

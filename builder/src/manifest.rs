@@ -1,7 +1,8 @@
 //! `out/<name>/manifest.json`: what was built, with sizes and SHA-256.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use serde::Serialize;
@@ -59,22 +60,59 @@ pub struct OutputFile {
 }
 
 impl OutputFile {
-    /// Hashes `path` and records it under `file`.
+    /// Hashes `path` and records it under `file`. Holes of a sparse file
+    /// are hashed as the zeros they read as, without reading them.
     pub fn of(file: &str, path: &Path) -> io::Result<OutputFile> {
-        let mut f = File::open(path)?;
+        let f = File::open(path)?;
+        let size = f.metadata()?.len();
         let mut h = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut size = 0u64;
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
+        let zeros = vec![0u8; CHUNK];
+        let mut buf = vec![0u8; CHUNK];
+        let mut pos = 0u64;
+        while pos < size {
+            let (data, hole) = next_data(&f, pos, size);
+            feed_zeros(&mut h, &zeros, data - pos);
+            let mut at = data;
+            while at < hole {
+                let n = usize::try_from((hole - at).min(CHUNK as u64)).unwrap_or(CHUNK);
+                f.read_exact_at(&mut buf[..n], at)?;
+                h.update(&buf[..n]);
+                at += n as u64;
             }
-            size += n as u64;
-            h.update(&buf[..n]);
+            pos = hole;
         }
-        Ok(OutputFile { file: file.to_owned(), size, sha256: hex(&h.finalize()) })
+        Ok(OutputFile {
+            file: file.to_owned(),
+            size,
+            sha256: hex(&h.finalize()),
+        })
     }
+}
+
+const CHUNK: usize = 1 << 20;
+
+fn feed_zeros(h: &mut Sha256, zeros: &[u8], mut n: u64) {
+    while n > 0 {
+        let k = usize::try_from(n.min(zeros.len() as u64)).unwrap_or(zeros.len());
+        h.update(&zeros[..k]);
+        n -= k as u64;
+    }
+}
+
+/// The next data range `[data, hole)` at or after `pos` (SEEK_DATA /
+/// SEEK_HOLE); where the filesystem cannot tell, everything is data.
+fn next_data(f: &File, pos: u64, size: u64) -> (u64, u64) {
+    use rustix::fs::{SeekFrom, seek};
+    let data = match seek(f, SeekFrom::Data(pos)) {
+        Ok(d) => d.min(size),
+        Err(rustix::io::Errno::NXIO) => size,
+        Err(_) => return (pos, size),
+    };
+    let hole = match seek(f, SeekFrom::Hole(data)) {
+        Ok(h) => h.min(size),
+        Err(_) => size,
+    };
+    (data, hole.max(data))
 }
 
 /// Lower-case hex.
@@ -103,8 +141,29 @@ mod tests {
         std::fs::write(&p, b"abc").unwrap();
         let o = OutputFile::of("x", &p).unwrap();
         assert_eq!(o.size, 3);
-        assert_eq!(o.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            o.sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sparse_file_hash_equals_full_read() {
+        use std::io::{Seek, SeekFrom, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sparse");
+        let mut f = File::create(&p).unwrap();
+        f.seek(SeekFrom::Start(5 << 20)).unwrap();
+        f.write_all(b"middle").unwrap();
+        f.seek(SeekFrom::Start(9 << 20)).unwrap();
+        f.write_all(&vec![7u8; 70_000]).unwrap();
+        f.set_len(12 << 20).unwrap();
+        drop(f);
+        let full = std::fs::read(&p).unwrap();
+        let o = OutputFile::of("sparse", &p).unwrap();
+        assert_eq!(o.size, 12 << 20);
+        assert_eq!(o.sha256, hex(&Sha256::digest(&full)));
     }
 
     #[test]
@@ -125,7 +184,11 @@ mod tests {
                 xen_cmdline: "root=/dev/xvda".into(),
                 root_label: "busybox-root".into(),
             },
-            outputs: vec![OutputFile { file: "vmlinuz".into(), size: 1, sha256: "00".into() }],
+            outputs: vec![OutputFile {
+                file: "vmlinuz".into(),
+                size: 1,
+                sha256: "00".into(),
+            }],
         };
         let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
         assert_eq!(v["guest"]["memory_mib"], 512);

@@ -7,7 +7,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use imgbuild_init::config::{InitConfig, NetConfig, Restart as InitRestart, Service as InitService, Stage, StatusConfig};
+use imgbuild_init::config::{
+    InitConfig, NetConfig, Restart as InitRestart, Service as InitService, Stage, StatusConfig,
+};
 use imgbuild_modules::tree::{ModuleTree, TreeError};
 use sha2::{Digest, Sha256};
 
@@ -18,7 +20,7 @@ use crate::kmods::{self, KmodError, ModuleSet};
 use crate::manifest::{GuestFacts, Manifest, OutputFile};
 use crate::progress::Progress;
 use crate::recipe::units::human;
-use crate::recipe::{Input, Recipe, RecipeError, Restart, Size};
+use crate::recipe::{Input, Located, Recipe, RecipeError, Restart, Size};
 use crate::rootfs::busybox::{self, AppletError};
 use crate::rootfs::{self, Node, Plan, RootfsParts};
 use crate::sources::{self, PackageSpec, SourceError};
@@ -26,6 +28,9 @@ use crate::xlcfg::{self, XlPaths};
 
 /// The largest initramfs we produce.
 pub const INITRAMFS_LIMIT: u64 = 2 << 20;
+/// Modules the initramfs needs to mount the root filesystem, added when the
+/// kernel has them as modules rather than built in.
+pub const ROOT_FS_MODULES: [&str; 2] = ["ext4", "crc32c_generic"];
 /// Timestamp used when `SOURCE_DATE_EPOCH` is not set.
 pub const DEFAULT_EPOCH: i64 = 0;
 
@@ -106,7 +111,10 @@ pub enum BuildError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
-    move |source| BuildError::Io { path: path.to_path_buf(), source }
+    move |source| BuildError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// `SOURCE_DATE_EPOCH` from the environment, or [`DEFAULT_EPOCH`].
@@ -125,7 +133,9 @@ pub fn default_cache() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|c| !c.is_empty()) {
         return PathBuf::from(x).join("imgbuild");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("imgbuild")
 }
 
@@ -142,6 +152,8 @@ impl Drop for Staging {
 
 /// Builds `recipe` into `<out_root>/<name>/`.
 pub fn build(recipe: &Recipe, opts: &BuildOptions) -> Result<BuildResult, BuildError> {
+    // The init first: a bad IMGBUILD_INIT fails before any download.
+    let init = InitBinary::locate()?;
     let mut progress = Progress::new(opts.progress);
     let name = &recipe.guest.name;
 
@@ -151,12 +163,25 @@ pub fn build(recipe: &Recipe, opts: &BuildOptions) -> Result<BuildResult, BuildE
     progress.step("busybox");
     let busybox_bin = busybox_input(recipe, opts, &mut progress)?;
     let applets = busybox::applets(&busybox_bin)?;
-    let init = InitBinary::locate()?;
 
     // Modules.
     progress.step(&format!("modules of {}", kfiles.version));
     let tree = ModuleTree::scan_version(&kfiles.modules_dir, &kfiles.version)?;
-    let stage1 = kmods::resolve(recipe, &tree, &recipe.modules.initramfs, "modules.initramfs")?;
+    // Stage 1 also needs the root filesystem's driver when the kernel has it
+    // as a module (Debian's does: ext4, and crc32c for metadata_csum).
+    let mut stage1_wanted = recipe.modules.initramfs.clone();
+    for m in ROOT_FS_MODULES {
+        let listed = stage1_wanted
+            .iter()
+            .any(|w| imgbuild_modules::name::same(&w.value, m));
+        if !listed && tree.lookup(m).is_some() {
+            stage1_wanted.push(Located {
+                value: m.to_owned(),
+                loc: Default::default(),
+            });
+        }
+    }
+    let stage1 = kmods::resolve(recipe, &tree, &stage1_wanted, "modules.initramfs")?;
     let stage2 = kmods::resolve(recipe, &tree, &recipe.modules.load, "modules.load")?;
     let stage1_set = kmods::collect(&tree, &[&stage1])?;
     let stage2_set = kmods::collect(&tree, &[&stage2])?;
@@ -169,7 +194,9 @@ pub fn build(recipe: &Recipe, opts: &BuildOptions) -> Result<BuildResult, BuildE
     fs::create_dir_all(&opts.out_root).map_err(io_err(&opts.out_root))?;
     let out_root = std::path::absolute(&opts.out_root).map_err(io_err(&opts.out_root))?;
     let out_dir = out_root.join(name);
-    let staging = Staging { dir: out_root.join(format!(".{name}.staging-{}", std::process::id())) };
+    let staging = Staging {
+        dir: out_root.join(format!(".{name}.staging-{}", std::process::id())),
+    };
     let _ = fs::remove_dir_all(&staging.dir);
     fs::create_dir_all(&staging.dir).map_err(io_err(&staging.dir))?;
     let st = |f: &str| staging.dir.join(f);
@@ -177,7 +204,14 @@ pub fn build(recipe: &Recipe, opts: &BuildOptions) -> Result<BuildResult, BuildE
 
     // Root image.
     progress.step("rootfs.img");
-    let conf2 = init_config(recipe, &kfiles.version, Stage::Root, &stage1_set, &stage2_set).render();
+    let conf2 = init_config(
+        recipe,
+        &kfiles.version,
+        Stage::Root,
+        &stage1_set,
+        &stage2_set,
+    )
+    .render();
     let parts = RootfsParts {
         recipe,
         busybox: &busybox_bin,
@@ -213,25 +247,39 @@ pub fn build(recipe: &Recipe, opts: &BuildOptions) -> Result<BuildResult, BuildE
 
     // Initramfs.
     progress.step("initrd.img");
-    let conf1 = init_config(recipe, &kfiles.version, Stage::Initramfs, &stage1_set, &stage2_set).render();
+    let conf1 = init_config(
+        recipe,
+        &kfiles.version,
+        Stage::Initramfs,
+        &stage1_set,
+        &stage2_set,
+    )
+    .render();
     let iplan = initramfs_plan(&init.bytes, &conf1, &kfiles.version, &stage1_set);
     initramfs_out::write(&iplan, opts.epoch, &st("initrd.img"))?;
-    let isize = fs::metadata(st("initrd.img")).map_err(io_err(&st("initrd.img")))?.len();
+    let isize = fs::metadata(st("initrd.img"))
+        .map_err(io_err(&st("initrd.img")))?
+        .len();
     if isize > INITRAMFS_LIMIT {
         return Err(BuildError::InitramfsTooBig { size: isize });
     }
 
     // Kernel and xl config.
-    progress.step("vmlinuz, xl config, manifest");
+    progress.step("vmlinuz, xl config");
     fs::copy(&kfiles.vmlinuz, st("vmlinuz")).map_err(io_err(&kfiles.vmlinuz))?;
     let paths = XlPaths {
         kernel: out_dir.join("vmlinuz").display().to_string(),
         ramdisk: out_dir.join("initrd.img").display().to_string(),
-        disk: recipe.xen.disk_target.clone().unwrap_or_else(|| out_dir.join("rootfs.img").display().to_string()),
+        disk: recipe
+            .xen
+            .disk_target
+            .clone()
+            .unwrap_or_else(|| out_dir.join("rootfs.img").display().to_string()),
     };
     fs::write(st(&cfg_name), xlcfg::render(recipe, &paths)).map_err(io_err(&st(&cfg_name)))?;
 
     // Manifest.
+    progress.step("sha256, manifest");
     let mut outputs = Vec::new();
     for f in ["rootfs.img", "initrd.img", "vmlinuz", cfg_name.as_str()] {
         outputs.push(OutputFile::of(f, &st(f)).map_err(io_err(&st(f)))?);
@@ -240,8 +288,15 @@ pub fn build(recipe: &Recipe, opts: &BuildOptions) -> Result<BuildResult, BuildE
     fs::write(st("manifest.json"), manifest.to_json()).map_err(io_err(&st("manifest.json")))?;
 
     // Commit: everything succeeded, move into place.
+    progress.step("commit");
     fs::create_dir_all(&out_dir).map_err(io_err(&out_dir))?;
-    for f in ["rootfs.img", "initrd.img", "vmlinuz", cfg_name.as_str(), "manifest.json"] {
+    for f in [
+        "rootfs.img",
+        "initrd.img",
+        "vmlinuz",
+        cfg_name.as_str(),
+        "manifest.json",
+    ] {
         fs::rename(st(f), out_dir.join(f)).map_err(io_err(&out_dir.join(f)))?;
     }
     drop(staging);
@@ -256,7 +311,10 @@ fn seed_for(name: &str) -> u64 {
 }
 
 fn package_spec(name: &str, version: &Option<String>) -> PackageSpec {
-    PackageSpec { name: name.to_owned(), version: version.clone() }
+    PackageSpec {
+        name: name.to_owned(),
+        version: version.clone(),
+    }
 }
 
 fn materialize(
@@ -266,32 +324,78 @@ fn materialize(
     opts: &BuildOptions,
     progress: &mut Progress,
 ) -> Result<PathBuf, BuildError> {
-    let loc = if what == "inputs.kernel" { recipe.inputs.kernel.loc } else { recipe.inputs.busybox.loc };
-    input.materialize(&recipe.dir, &opts.cache, &mut |ev| progress.fetch_event(ev)).map_err(|source| {
-        if loc.line > 0 {
-            // Written in the recipe: point at it.
-            BuildError::Recipe(recipe.error_at(loc, what, source.to_string()))
-        } else {
-            BuildError::Source { what, source }
+    let loc = if what == "inputs.kernel" {
+        recipe.inputs.kernel.loc
+    } else {
+        recipe.inputs.busybox.loc
+    };
+    input
+        .materialize(&recipe.dir, &opts.cache, &mut |ev| progress.fetch_event(ev))
+        .map_err(|source| {
+            if loc.line > 0 {
+                // Written in the recipe: point at it.
+                BuildError::Recipe(recipe.error_at(loc, what, source.to_string()))
+            } else {
+                BuildError::Source { what, source }
+            }
+        })
+}
+
+fn kernel_input(
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    progress: &mut Progress,
+) -> Result<KernelFiles, BuildError> {
+    let loc = recipe.inputs.kernel.loc;
+    kernel_files(recipe, opts, progress).map_err(|e| match e {
+        BuildError::Locate(e) if loc.line > 0 => {
+            BuildError::Recipe(recipe.error_at(loc, "inputs.kernel", e.to_string()))
         }
+        e => e,
     })
 }
 
-fn kernel_input(recipe: &Recipe, opts: &BuildOptions, progress: &mut Progress) -> Result<KernelFiles, BuildError> {
+fn kernel_files(
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    progress: &mut Progress,
+) -> Result<KernelFiles, BuildError> {
     match &recipe.inputs.kernel.value {
         Input::Package { name, version } => {
-            let tree = materialize(recipe, &sources::Input::Package(package_spec(name, version)), "inputs.kernel", opts, progress)?;
+            let tree = materialize(
+                recipe,
+                &sources::Input::Package(package_spec(name, version)),
+                "inputs.kernel",
+                opts,
+                progress,
+            )?;
             Ok(kernel::locate_in_tree(&tree)?)
         }
-        Input::Path { path, modules: Some(m) } => Ok(kernel::locate_file(path, m)?),
-        Input::Path { path, modules: None } => {
-            let tree = materialize(recipe, &sources::Input::Local(path.clone()), "inputs.kernel", opts, progress)?;
+        Input::Path {
+            path,
+            modules: Some(m),
+        } => Ok(kernel::locate_file(path, m)?),
+        Input::Path {
+            path,
+            modules: None,
+        } => {
+            let tree = materialize(
+                recipe,
+                &sources::Input::Local(path.clone()),
+                "inputs.kernel",
+                opts,
+                progress,
+            )?;
             Ok(kernel::locate_in_tree(&tree)?)
         }
     }
 }
 
-fn busybox_input(recipe: &Recipe, opts: &BuildOptions, progress: &mut Progress) -> Result<PathBuf, BuildError> {
+fn busybox_input(
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    progress: &mut Progress,
+) -> Result<PathBuf, BuildError> {
     let input = match &recipe.inputs.busybox.value {
         Input::Package { name, version } => sources::Input::Package(package_spec(name, version)),
         Input::Path { path, .. } => sources::Input::Local(path.clone()),
@@ -301,9 +405,21 @@ fn busybox_input(recipe: &Recipe, opts: &BuildOptions, progress: &mut Progress) 
 }
 
 /// The init's configuration for `stage`.
-pub fn init_config(recipe: &Recipe, kver: &str, stage: Stage, stage1: &ModuleSet, stage2: &ModuleSet) -> InitConfig {
-    let shell = imgbuild_init::config::split_words(&recipe.init.shell)
-        .unwrap_or_else(|_| recipe.init.shell.split_whitespace().map(str::to_owned).collect());
+pub fn init_config(
+    recipe: &Recipe,
+    kver: &str,
+    stage: Stage,
+    stage1: &ModuleSet,
+    stage2: &ModuleSet,
+) -> InitConfig {
+    let shell = imgbuild_init::config::split_words(&recipe.init.shell).unwrap_or_else(|_| {
+        recipe
+            .init
+            .shell
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    });
     InitConfig {
         stage,
         kernel_version: kver.to_owned(),
@@ -331,7 +447,10 @@ pub fn init_config(recipe: &Recipe, kver: &str, stage: Stage, stage1: &ModuleSet
                 argv: s.command.clone(),
             })
             .collect(),
-        status: StatusConfig { enabled: recipe.init.status_enabled, port: recipe.init.status_port },
+        status: StatusConfig {
+            enabled: recipe.init.status_enabled,
+            port: recipe.init.status_port,
+        },
         ..InitConfig::default()
     }
 }
@@ -346,13 +465,25 @@ pub fn initramfs_plan(init: &[u8], conf: &str, kver: &str, modules: &ModuleSet) 
     }
     p.add("/dev/console", Node::CharDev(5, 1), 0o600);
     p.add("/init", Node::Bytes(init.to_vec()), 0o755);
-    p.add("/etc/imgbuild/init.conf", Node::Bytes(conf.as_bytes().to_vec()), 0o644);
+    p.add(
+        "/etc/imgbuild/init.conf",
+        Node::Bytes(conf.as_bytes().to_vec()),
+        0o644,
+    );
     let kdir = format!("/lib/modules/{kver}");
     p.add(&kdir, Node::Dir, 0o755);
     for m in &modules.files {
-        p.add(&format!("{kdir}/{}", m.rel), Node::Bytes(m.bytes.clone()), 0o644);
+        p.add(
+            &format!("{kdir}/{}", m.rel),
+            Node::Bytes(m.bytes.clone()),
+            0o644,
+        );
     }
-    p.add(&format!("{kdir}/modules.dep"), Node::Bytes(modules.modules_dep.as_bytes().to_vec()), 0o644);
+    p.add(
+        &format!("{kdir}/modules.dep"),
+        Node::Bytes(modules.modules_dep.as_bytes().to_vec()),
+        0o644,
+    );
     p
 }
 
@@ -370,7 +501,10 @@ fn manifest_for(recipe: &Recipe, epoch: i64, kver: &str, outputs: Vec<OutputFile
             address: n.map(|n| n.address.addr.to_string()),
             prefix: n.map(|n| n.address.prefix),
             gateway: n.and_then(|n| n.gateway).map(|g| g.to_string()),
-            status_port: recipe.init.status_enabled.then_some(recipe.init.status_port),
+            status_port: recipe
+                .init
+                .status_enabled
+                .then_some(recipe.init.status_port),
             xen_cmdline: recipe.xen_cmdline(),
             root_label: recipe.rootfs.label.clone(),
         },

@@ -1,7 +1,7 @@
 //! Progress bars (indicatif) on stderr, hidden when stderr is not a terminal.
 
 use std::io::IsTerminal;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -13,6 +13,9 @@ pub struct Progress {
     multi: MultiProgress,
     step: Option<ProgressBar>,
     download: Option<ProgressBar>,
+    /// With `IMGBUILD_TIMINGS` set: the current step's name and start.
+    timing: Option<(String, Instant)>,
+    timings: bool,
 }
 
 impl Progress {
@@ -23,7 +26,13 @@ impl Progress {
         } else {
             ProgressDrawTarget::hidden()
         };
-        Progress { multi: MultiProgress::with_draw_target(target), step: None, download: None }
+        Progress {
+            multi: MultiProgress::with_draw_target(target),
+            step: None,
+            download: None,
+            timing: None,
+            timings: std::env::var_os("IMGBUILD_TIMINGS").is_some(),
+        }
     }
 
     /// A progress sink that never draws.
@@ -34,8 +43,14 @@ impl Progress {
     /// Starts a step, finishing the previous one.
     pub fn step(&mut self, msg: &str) {
         self.finish_step();
+        if self.timings {
+            self.timing = Some((msg.to_owned(), Instant::now()));
+        }
         let pb = self.multi.add(ProgressBar::new_spinner());
-        pb.set_style(ProgressStyle::with_template("{spinner:.green} {msg} {elapsed:.dim}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        pb.set_style(
+            ProgressStyle::with_template("{spinner:.green} {msg} {elapsed:.dim}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         pb.enable_steady_tick(Duration::from_millis(100));
         pb.set_message(msg.to_owned());
         self.step = Some(pb);
@@ -43,8 +58,17 @@ impl Progress {
 
     /// Finishes the current step (leaves it on screen with a check mark).
     pub fn finish_step(&mut self) {
+        if let Some((name, start)) = self.timing.take() {
+            eprintln!(
+                "imgbuild: {name}: {:.1} ms",
+                start.elapsed().as_secs_f64() * 1000.0
+            );
+        }
         if let Some(pb) = self.step.take() {
-            pb.set_style(ProgressStyle::with_template("✔ {msg} {elapsed:.dim}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            pb.set_style(
+                ProgressStyle::with_template("✔ {msg} {elapsed:.dim}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             pb.finish();
         }
     }
@@ -58,14 +82,18 @@ impl Progress {
                     None => ProgressBar::new_spinner(),
                 });
                 pb.set_style(
-                    ProgressStyle::with_template("  {msg} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
+                    ProgressStyle::with_template(
+                        "  {msg} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
                 );
                 pb.set_message(format!("download {package}"));
                 self.download = Some(pb);
             }
-            FetchEvent::Progress { downloaded, total, .. } => {
+            FetchEvent::Progress {
+                downloaded, total, ..
+            } => {
                 if let Some(pb) = &self.download {
                     if let Some(t) = total {
                         pb.set_length(*t);

@@ -34,7 +34,12 @@ pub fn render(recipe: &Recipe, paths: &XlPaths) -> String {
     let g = &recipe.guest;
     let x = &recipe.xen;
     let mut s = String::new();
-    let _ = writeln!(s, "# Xen PV guest {}, written by imgbuild. Start it with: xl create {}.cfg", quote(&g.name), g.name);
+    let _ = writeln!(
+        s,
+        "# Xen PV guest {}, written by imgbuild. Start it with: xl create {}.cfg",
+        quote(&g.name),
+        g.name
+    );
     let _ = writeln!(s, "type = \"pv\"");
     let _ = writeln!(s, "name = {}", quote(&g.name));
     let _ = writeln!(s, "kernel = {}", quote(&paths.kernel));
@@ -43,7 +48,11 @@ pub fn render(recipe: &Recipe, paths: &XlPaths) -> String {
     let _ = writeln!(s, "memory = {}", g.memory_mib);
     let _ = writeln!(s, "vcpus = {}", g.vcpus);
     // `target=` must come last: everything after it is the path.
-    let _ = writeln!(s, "disk = [ 'format=raw, vdev=xvda, access=rw, target={}' ]", paths.disk);
+    let _ = writeln!(
+        s,
+        "disk = [ 'format=raw, vdev=xvda, access=rw, target={}' ]",
+        paths.disk
+    );
     match &recipe.network {
         Some(n) => {
             let _ = writeln!(s, "vif = [ 'mac={}, bridge={}' ]", n.mac, x.bridge);

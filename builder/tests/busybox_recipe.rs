@@ -23,29 +23,59 @@ fn imgbuild(args: &[&str]) -> Output {
 }
 
 fn ok(o: Output) -> String {
-    assert!(o.status.success(), "failed: {}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "failed: {}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn build(out: &Path, recipe: &Path) -> serde_json::Value {
-    let json = ok(imgbuild(&["recipe", "--json", "--out", out.to_str().unwrap(), recipe.to_str().unwrap()]));
+    let json = ok(imgbuild(&[
+        "recipe",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+        recipe.to_str().unwrap(),
+    ]));
     serde_json::from_str(&json).unwrap()
 }
 
 fn sh(cmd: &str, args: &[&str]) -> String {
-    let o = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(o.status.success(), "{cmd} {args:?}: {}\n{}{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd} {args:?}: {}\n{}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn debugfs(img: &Path, req: &str) -> String {
-    let o = Command::new("debugfs").args(["-R", req]).arg(img).output().unwrap();
+    let o = Command::new("debugfs")
+        .args(["-R", req])
+        .arg(img)
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn sha_of_outputs(dir: &Path) -> Vec<(String, String)> {
     let mut v = Vec::new();
-    for f in ["rootfs.img", "initrd.img", "vmlinuz", "busybox.cfg", "manifest.json"] {
+    for f in [
+        "rootfs.img",
+        "initrd.img",
+        "vmlinuz",
+        "busybox.cfg",
+        "manifest.json",
+    ] {
         let o = imgbuild::manifest::OutputFile::of(f, &dir.join(f)).unwrap();
         v.push((f.to_owned(), o.sha256));
     }
@@ -62,10 +92,24 @@ fn busybox_recipe_builds_a_bootable_reproducible_guest() {
     let dir = out.join("busybox");
     let kver = m["kernel_version"].as_str().unwrap().to_owned();
     assert!(kver.ends_with("-amd64"), "{kver}");
+    // The kernel image is that version (read from its bzImage header).
+    let vmlinuz = std::fs::read(dir.join("vmlinuz")).unwrap();
+    assert_eq!(
+        imgbuild::kernel::bzimage_version(&vmlinuz).as_deref(),
+        Some(kver.as_str())
+    );
 
     // Manifest: every output with its real size and sha256.
-    let files: Vec<&str> = m["outputs"].as_array().unwrap().iter().map(|o| o["file"].as_str().unwrap()).collect();
-    assert_eq!(files, ["rootfs.img", "initrd.img", "vmlinuz", "busybox.cfg"]);
+    let files: Vec<&str> = m["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        files,
+        ["rootfs.img", "initrd.img", "vmlinuz", "busybox.cfg"]
+    );
     for o in m["outputs"].as_array().unwrap() {
         let f = o["file"].as_str().unwrap();
         let real = imgbuild::manifest::OutputFile::of(f, &dir.join(f)).unwrap();
@@ -76,7 +120,8 @@ fn busybox_recipe_builds_a_bootable_reproducible_guest() {
     assert_eq!(m["guest"]["address"], "10.99.0.2");
     assert_eq!(m["guest"]["status_port"], 5115);
     assert_eq!(m["guest"]["root_label"], "busybox-root");
-    let on_disk: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let on_disk: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(on_disk, m);
 
     // rootfs.img: 1 GiB, sparse, clean for e2fsck.
@@ -84,31 +129,78 @@ fn busybox_recipe_builds_a_bootable_reproducible_guest() {
     let meta = std::fs::metadata(&img).unwrap();
     assert_eq!(meta.len(), 1 << 30);
     use std::os::unix::fs::MetadataExt;
-    assert!(meta.blocks() * 512 < 64 << 20, "image not sparse: {} bytes allocated", meta.blocks() * 512);
+    assert!(
+        meta.blocks() * 512 < 64 << 20,
+        "image not sparse: {} bytes allocated",
+        meta.blocks() * 512
+    );
     sh("e2fsck", &["-fn", img.to_str().unwrap()]);
 
     // imgbuild inspect (ext4-view, in-process reader).
     let bin = ok(imgbuild(&["inspect", img.to_str().unwrap(), "/bin"]));
-    assert!(bin.lines().any(|l| l.starts_with("100755 ") && l.ends_with(" busybox")), "{bin}");
-    assert!(bin.lines().any(|l| l.starts_with("120777 ") && l.ends_with(" sh -> /bin/busybox")), "{bin}");
+    assert!(
+        bin.lines()
+            .any(|l| l.starts_with("100755 ") && l.ends_with(" busybox")),
+        "{bin}"
+    );
+    assert!(
+        bin.lines()
+            .any(|l| l.starts_with("120777 ") && l.ends_with(" sh -> /bin/busybox")),
+        "{bin}"
+    );
     let sbin = ok(imgbuild(&["inspect", img.to_str().unwrap(), "/sbin/init"]));
     assert!(sbin.starts_with("100755 -rwxr-xr-x     0     0 "), "{sbin}");
     let all = ok(imgbuild(&["inspect", "-r", img.to_str().unwrap(), "/"]));
-    let applet_links = all.lines().filter(|l| l.contains(" -> /bin/busybox")).count();
+    let applet_links = all
+        .lines()
+        .filter(|l| l.contains(" -> /bin/busybox"))
+        .count();
     assert!(applet_links > 200, "only {applet_links} applet links");
-    for d in ["/dev", "/proc", "/sys", "/etc", "/run", "/root", "/mnt", "/media", "/opt", "/lib/modules"] {
-        assert!(all.lines().any(|l| l.starts_with("040") && l.ends_with(&format!(" {d}"))), "{d} missing");
+    for d in [
+        "/dev",
+        "/proc",
+        "/sys",
+        "/etc",
+        "/run",
+        "/root",
+        "/mnt",
+        "/media",
+        "/opt",
+        "/lib/modules",
+    ] {
+        assert!(
+            all.lines()
+                .any(|l| l.starts_with("040") && l.ends_with(&format!(" {d}"))),
+            "{d} missing"
+        );
     }
-    assert!(all.lines().any(|l| l.starts_with("041777 ") && l.ends_with(" /tmp")), "tmp not 1777");
-    assert!(all.lines().any(|l| l.starts_with("020600 ") && l.ends_with(" /dev/console")));
-    assert!(all.lines().any(|l| l.starts_with("020666 ") && l.ends_with(" /dev/null")));
-    assert!(all.lines().all(|l| l.split_whitespace().nth(2) == Some("0") && l.split_whitespace().nth(3) == Some("0")), "not all root:root");
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with("041777 ") && l.ends_with(" /tmp")),
+        "tmp not 1777"
+    );
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with("020600 ") && l.ends_with(" /dev/console"))
+    );
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with("020666 ") && l.ends_with(" /dev/null"))
+    );
+    assert!(
+        all.lines().all(|l| l.split_whitespace().nth(2) == Some("0")
+            && l.split_whitespace().nth(3) == Some("0")),
+        "not all root:root"
+    );
 
     // debugfs agrees.
     let ls = debugfs(&img, "ls -l /bin");
     assert!(ls.contains(" busybox\n") || ls.contains(" busybox"), "{ls}");
     let console = debugfs(&img, "stat /dev/console");
-    assert!(console.contains("Device major/minor number: 05:01"), "{console}");
+    assert!(
+        console.contains("Device major/minor number: 05:01"),
+        "{console}"
+    );
     let passwd = debugfs(&img, "cat /etc/passwd");
     assert!(passwd.starts_with("root:x:0:0:"), "{passwd}");
     assert_eq!(debugfs(&img, "cat /etc/hostname"), "busybox\n");
@@ -116,8 +208,17 @@ fn busybox_recipe_builds_a_bootable_reproducible_guest() {
     // Modules with their dependencies, and a modules.dep for them.
     let kdir = format!("/lib/modules/{kver}");
     let dep = debugfs(&img, &format!("cat {kdir}/modules.dep"));
-    let line = |m: &str| dep.lines().find(|l| l.split(':').next().unwrap_or("").ends_with(m)).map(str::to_owned);
-    for m in ["/xen-netfront.ko", "/virtio_net.ko", "/xen-blkfront.ko", "/virtio_blk.ko"] {
+    let line = |m: &str| {
+        dep.lines()
+            .find(|l| l.split(':').next().unwrap_or("").ends_with(m))
+            .map(str::to_owned)
+    };
+    for m in [
+        "/xen-netfront.ko",
+        "/virtio_net.ko",
+        "/xen-blkfront.ko",
+        "/virtio_blk.ko",
+    ] {
         let l = line(m).unwrap_or_else(|| panic!("{m} not in modules.dep:\n{dep}"));
         let path = l.split(':').next().unwrap();
         let st = debugfs(&img, &format!("stat {kdir}/{path}"));
@@ -125,9 +226,15 @@ fn busybox_recipe_builds_a_bootable_reproducible_guest() {
     }
     // virtio_net needs net_failover, which needs failover.
     let vn = line("/virtio_net.ko").unwrap();
-    assert!(vn.contains("net_failover.ko") && vn.contains("failover.ko"), "{vn}");
+    assert!(
+        vn.contains("net_failover.ko") && vn.contains("failover.ko"),
+        "{vn}"
+    );
     for dep_path in vn.split(':').nth(1).unwrap().split_whitespace() {
-        assert!(line(&format!("/{}", dep_path.rsplit('/').next().unwrap())).is_some(), "{dep_path} not installed");
+        assert!(
+            line(&format!("/{}", dep_path.rsplit('/').next().unwrap())).is_some(),
+            "{dep_path} not installed"
+        );
     }
 
     // The init: static, at /sbin/init, and its config lists the modules.
@@ -136,26 +243,65 @@ fn busybox_recipe_builds_a_bootable_reproducible_guest() {
     check_static(&std::fs::read(&dumped).unwrap(), "/sbin/init").unwrap();
     let conf = InitConfig::parse(&debugfs(&img, "cat /etc/imgbuild/init.conf")).unwrap();
     assert_eq!(conf.kernel_version, kver);
-    assert!(conf.stage2_modules.iter().any(|m| m.ends_with("virtio_net.ko")), "{:?}", conf.stage2_modules);
-    assert!(conf.stage2_modules.iter().position(|m| m.ends_with("/failover.ko")) < conf.stage2_modules.iter().position(|m| m.ends_with("virtio_net.ko")));
+    assert!(
+        conf.stage2_modules
+            .iter()
+            .any(|m| m.ends_with("virtio_net.ko")),
+        "{:?}",
+        conf.stage2_modules
+    );
+    assert!(
+        conf.stage2_modules
+            .iter()
+            .position(|m| m.ends_with("/failover.ko"))
+            < conf
+                .stage2_modules
+                .iter()
+                .position(|m| m.ends_with("virtio_net.ko"))
+    );
     assert_eq!(conf.net.as_ref().unwrap().address.to_string(), "10.99.0.2");
     assert!(conf.status.enabled);
 
     // initrd.img: under 2 MiB, lists right with cpio.
     let initrd = dir.join("initrd.img");
     assert!(std::fs::metadata(&initrd).unwrap().len() < 2 << 20);
-    let listing = sh("sh", &["-c", &format!("gzip -dc {} | cpio -itv 2>/dev/null", initrd.display())]);
-    let names: Vec<&str> = listing.lines().filter_map(|l| l.split_whitespace().last()).collect();
+    let listing = sh(
+        "sh",
+        &[
+            "-c",
+            &format!("gzip -dc {} | cpio -itv 2>/dev/null", initrd.display()),
+        ],
+    );
+    let names: Vec<&str> = listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
     for want in ["init", "etc/imgbuild/init.conf", "dev/console"] {
         assert!(names.contains(&want), "{want} not in initrd:\n{listing}");
     }
-    assert!(names.iter().any(|n| n.ends_with("/xen-blkfront.ko")), "{listing}");
-    assert!(names.iter().any(|n| n.ends_with("/virtio_blk.ko")), "{listing}");
-    assert!(!names.iter().any(|n| n.ends_with("/xen-netfront.ko")), "network driver in initrd:\n{listing}");
-    assert!(listing.lines().any(|l| l.starts_with("-rwxr-xr-x") && l.ends_with(" init")), "{listing}");
+    assert!(
+        names.iter().any(|n| n.ends_with("/xen-blkfront.ko")),
+        "{listing}"
+    );
+    assert!(
+        names.iter().any(|n| n.ends_with("/virtio_blk.ko")),
+        "{listing}"
+    );
+    assert!(
+        !names.iter().any(|n| n.ends_with("/xen-netfront.ko")),
+        "network driver in initrd:\n{listing}"
+    );
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("-rwxr-xr-x") && l.ends_with(" init")),
+        "{listing}"
+    );
 
     // xl.cfg snapshot (the output directory varies per run).
-    let cfg = std::fs::read_to_string(dir.join("busybox.cfg")).unwrap().replace(dir.to_str().unwrap(), "<OUT>");
+    let cfg = std::fs::read_to_string(dir.join("busybox.cfg"))
+        .unwrap()
+        .replace(dir.to_str().unwrap(), "<OUT>");
     let mac = m["guest"]["mac"].as_str().unwrap().to_owned();
     assert_eq!(mac, imgbuild::recipe::Mac::for_guest("busybox").to_string());
     let want = format!(
@@ -199,24 +345,200 @@ fn failed_builds_leave_previous_outputs_intact() {
     let cases: [(&str, String, &str, &str); 3] = [
         (
             "unknown module",
-            base.replace("load = [\"xen-netfront\", \"virtio_net\"]", "load = [\"xen-netfront\", \"virtio_nett\"]"),
+            base.replace(
+                "load = [\"xen-netfront\", \"virtio_net\"]",
+                "load = [\"xen-netfront\", \"virtio_nett\"]",
+            ),
             "key `modules.load`",
             "module `virtio_nett` does not exist in kernel",
         ),
-        ("closest names", base.replace("\"virtio_blk\"]", "\"xen-blkfrnt\"]"), "key `modules.initramfs`", "closest: xen_blkfront"),
-        ("size too small", base.replace("size = \"1G\"", "size = \"4M\""), "key `rootfs.size`", "is needed"),
+        (
+            "closest names",
+            base.replace("\"virtio_blk\",", "\"xen-blkfrnt\","),
+            "key `modules.initramfs`",
+            "closest: xen_blkfront",
+        ),
+        (
+            "size too small",
+            base.replace("size = \"1G\"", "size = \"4M\""),
+            "key `rootfs.size`",
+            "is needed",
+        ),
     ];
     for (name, text, key, msg) in cases {
         let f = tmp.path().join("bad.toml");
         std::fs::write(&f, &text).unwrap();
-        let line = text.lines().position(|l| l.contains("virtio_nett") || l.contains("xen-blkfrnt") || l.contains("\"4M\"")).unwrap() + 1;
-        let o = imgbuild(&["recipe", "--out", out.to_str().unwrap(), f.to_str().unwrap()]);
+        let line = text
+            .lines()
+            .position(|l| {
+                l.contains("virtio_nett") || l.contains("xen-blkfrnt") || l.contains("\"4M\"")
+            })
+            .unwrap()
+            + 1;
+        let o = imgbuild(&[
+            "recipe",
+            "--out",
+            out.to_str().unwrap(),
+            f.to_str().unwrap(),
+        ]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "{name}: succeeded");
-        assert!(err.contains(&format!("{}:{line}:", f.display())), "{name}: no file:line in {err}");
+        assert!(
+            err.contains(&format!("{}:{line}:", f.display())),
+            "{name}: no file:line in {err}"
+        );
         assert!(err.contains(key) && err.contains(msg), "{name}: {err}");
         assert_eq!(sha_of_outputs(&dir), before, "{name}: outputs changed");
-        let leftovers: Vec<_> = std::fs::read_dir(&out).unwrap().flatten().map(|e| e.file_name()).collect();
-        assert_eq!(leftovers, [std::ffi::OsString::from("busybox")], "{name}: staging left behind");
+        let leftovers: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            leftovers,
+            [std::ffi::OsString::from("busybox")],
+            "{name}: staging left behind"
+        );
     }
+
+    // A dynamically linked init (IMGBUILD_INIT) is refused before anything is written.
+    let o = Command::new(env!("CARGO_BIN_EXE_imgbuild"))
+        .args([
+            "recipe",
+            "--out",
+            out.to_str().unwrap(),
+            good.to_str().unwrap(),
+        ])
+        .env("IMGBUILD_INIT", "/bin/true")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "dynamic init accepted");
+    assert!(
+        err.contains("/bin/true") && err.contains("not static") && err.contains("PT_INTERP"),
+        "{err}"
+    );
+    assert_eq!(
+        sha_of_outputs(&dir),
+        before,
+        "dynamic init: outputs changed"
+    );
+}
+
+/// Local inputs (an unpacked kernel directory, a busybox binary) and every
+/// kind of extra file, with modes and owners, paths relative to the recipe.
+#[test]
+fn local_inputs_and_extra_files() {
+    // The packages the shipped recipe uses, unpacked in the cache.
+    let tmp = tempfile::tempdir().unwrap();
+    build(&tmp.path().join("warm"), &recipe_path());
+    let unpacked = imgbuild::pipeline::default_cache().join("unpacked");
+    let find = |prefix: &str| {
+        std::fs::read_dir(&unpacked)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix}* in {}", unpacked.display()))
+    };
+    let kernel_dir = find("linux-image-");
+    let busybox_bin = find("busybox-static").join("bin/busybox");
+
+    let rdir = tmp.path().join("recipe");
+    std::fs::create_dir_all(rdir.join("files/tree/sub")).unwrap();
+    std::fs::write(rdir.join("files/motd"), "local motd\n").unwrap();
+    std::fs::write(rdir.join("files/tree/sub/data.txt"), "data\n").unwrap();
+    let recipe = rdir.join("extras.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            r#"[guest]
+name = "extras"
+memory = "256M"
+vcpus = 2
+[inputs]
+kernel = {{ path = "{}" }}
+busybox = {{ path = "{}" }}
+[rootfs]
+size = "auto"
+[[rootfs.files]]
+dest = "/etc//motd"
+source = "files/motd"
+mode = "0600"
+owner = "1000:100"
+[[rootfs.files]]
+dest = "/srv/data"
+source = "files/tree"
+[[rootfs.files]]
+dest = "/var/lib/x/../y"
+directory = true
+mode = "0750"
+[[rootfs.files]]
+dest = "/usr/bin/vi"
+symlink = "/bin/true"
+[[rootfs.files]]
+dest = "/dev/xvdb"
+block_device = {{ major = 202, minor = 16 }}
+[[rootfs.files]]
+dest = "/dev/ttyS0"
+char_device = {{ major = 4, minor = 64 }}
+mode = "0620"
+[[rootfs.files]]
+dest = "/run/fifo"
+fifo = true
+[modules]
+load = ["virtio_net"]
+[xen]
+bridge = "br0"
+"#,
+            kernel_dir.display(),
+            busybox_bin.display()
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let m = build(&out, &recipe);
+    let dir = out.join("extras");
+    let img = dir.join("rootfs.img");
+    sh("e2fsck", &["-fn", img.to_str().unwrap()]);
+    assert_eq!(debugfs(&img, "cat /etc/motd"), "local motd\n");
+    let st = debugfs(&img, "stat /etc/motd");
+    assert!(
+        st.contains("User:  1000   Group:   100") && st.contains("Mode:  0600"),
+        "{st}"
+    );
+    assert_eq!(debugfs(&img, "cat /srv/data/sub/data.txt"), "data\n");
+    let y = debugfs(&img, "stat /var/lib/y");
+    assert!(
+        y.contains("Type: directory") && y.contains("Mode:  0750"),
+        "{y}"
+    );
+    assert!(!debugfs(&img, "stat /var/lib/x").contains("Type:"));
+    let vi = ok(imgbuild(&["inspect", img.to_str().unwrap(), "/usr/bin/vi"]));
+    assert!(vi.ends_with(" vi -> /bin/true\n"), "{vi}");
+    let xvdb = debugfs(&img, "stat /dev/xvdb");
+    assert!(
+        xvdb.contains("Type: block") && xvdb.contains("Device major/minor number: 202:16"),
+        "{xvdb}"
+    );
+    let tty = debugfs(&img, "stat /dev/ttyS0");
+    assert!(
+        tty.contains("Type: character")
+            && tty.contains("Mode:  0620")
+            && tty.contains("Device major/minor number: 04:64"),
+        "{tty}"
+    );
+    assert!(debugfs(&img, "stat /run/fifo").contains("Type: FIFO"));
+    // No network: no ip= and a vif without a MAC.
+    let cfg = std::fs::read_to_string(dir.join("extras.cfg")).unwrap();
+    assert!(
+        cfg.contains("cmdline = \"root=/dev/xvda ro console=hvc0\"\n"),
+        "{cfg}"
+    );
+    assert!(cfg.contains("vif = [ 'bridge=br0' ]\n"), "{cfg}");
+    assert!(
+        cfg.contains("vcpus = 2\n") && cfg.contains("memory = 256\n"),
+        "{cfg}"
+    );
+    assert!(m["guest"]["mac"].is_null());
 }

@@ -6,17 +6,31 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn imgbuild(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imgbuild")).args(args).env_remove("SOURCE_DATE_EPOCH").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_imgbuild"))
+        .args(args)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap()
 }
 
 fn ok(o: Output) -> String {
-    assert!(o.status.success(), "failed: {}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "failed: {}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn tool(cmd: &str, args: &[&str]) -> String {
     let o = Command::new(cmd).args(args).output().unwrap();
-    assert!(o.status.success(), "{cmd} {args:?}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{cmd} {args:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -38,21 +52,51 @@ fn mkfs_writes_a_clean_reproducible_image() {
     sample_tree(&tree);
     let img = tmp.path().join("a.img");
     let (t, i) = (tree.to_str().unwrap(), img.to_str().unwrap());
-    ok(imgbuild(&["mkfs", t, i, "--size", "16M", "--label", "sample", "--seed", "5", "--timestamp", "1000000"]));
+    ok(imgbuild(&[
+        "mkfs",
+        t,
+        i,
+        "--size",
+        "16M",
+        "--label",
+        "sample",
+        "--seed",
+        "5",
+        "--timestamp",
+        "1000000",
+    ]));
     tool("e2fsck", &["-fn", i]);
     let h = tool("dumpe2fs", &["-h", i]);
     assert!(h.contains("Filesystem volume name:   sample"), "{h}");
     assert!(h.contains("has_journal"), "{h}");
     assert!(h.contains("Block count:              4096"), "{h}");
     let ls = ok(imgbuild(&["inspect", "-r", i]));
-    assert!(ls.contains("100644 -rw-r--r--     0     0          6     1000000 /etc/motd\n"), "{ls}");
-    assert!(ls.contains("     100000     1000000 /etc/sub/big\n"), "{ls}");
+    assert!(
+        ls.contains("100644 -rw-r--r--     0     0          6     1000000 /etc/motd\n"),
+        "{ls}"
+    );
+    assert!(
+        ls.contains("     100000     1000000 /etc/sub/big\n"),
+        "{ls}"
+    );
     assert!(ls.contains(" /motd-link -> etc/motd\n"), "{ls}");
     assert_eq!(tool("debugfs", &["-R", "cat /etc/motd", i]), "hello\n");
 
     // Same inputs and seed: same bytes.
     let img2 = tmp.path().join("b.img");
-    ok(imgbuild(&["mkfs", t, img2.to_str().unwrap(), "--size", "16M", "--label", "sample", "--seed", "5", "--timestamp", "1000000"]));
+    ok(imgbuild(&[
+        "mkfs",
+        t,
+        img2.to_str().unwrap(),
+        "--size",
+        "16M",
+        "--label",
+        "sample",
+        "--seed",
+        "5",
+        "--timestamp",
+        "1000000",
+    ]));
     assert_eq!(sha(&img), sha(&img2));
 }
 
@@ -65,14 +109,25 @@ fn mkfs_options() {
     let img = tmp.path().join("o.img");
     let (t, i) = (tree.to_str().unwrap(), img.to_str().unwrap());
     ok(imgbuild(&[
-        "mkfs", t, i, "--no-journal", "--block-size", "1024", "--owner", "keep",
-        "--uuid", "01234567-89ab-cdef-0123-456789abcdef",
+        "mkfs",
+        t,
+        i,
+        "--no-journal",
+        "--block-size",
+        "1024",
+        "--owner",
+        "keep",
+        "--uuid",
+        "01234567-89ab-cdef-0123-456789abcdef",
     ]));
     tool("e2fsck", &["-fn", i]);
     let h = tool("dumpe2fs", &["-h", i]);
     assert!(!h.contains("has_journal"), "{h}");
     assert!(h.contains("Block size:               1024"), "{h}");
-    assert!(h.contains("Filesystem UUID:          01234567-89ab-cdef-0123-456789abcdef"), "{h}");
+    assert!(
+        h.contains("Filesystem UUID:          01234567-89ab-cdef-0123-456789abcdef"),
+        "{h}"
+    );
     let motd = ok(imgbuild(&["inspect", i, "/etc/motd"]));
     assert!(motd.contains(" 1234    99 "), "{motd}");
 }
@@ -101,7 +156,11 @@ fn mkfs_errors_name_the_problem_and_leave_nothing() {
     }
     let o = imgbuild(&["mkfs", tmp.path().join("missing").to_str().unwrap(), i]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("missing"));
-    let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert_eq!(leftovers, [std::ffi::OsString::from("tree")]);
 }
 
@@ -119,7 +178,12 @@ fn inspect_errors() {
 fn man_pages_and_completions() {
     let tmp = tempfile::tempdir().unwrap();
     ok(imgbuild(&["man", tmp.path().to_str().unwrap()]));
-    for page in ["imgbuild.1", "imgbuild-recipe.1", "imgbuild-mkfs.1", "imgbuild-inspect.1"] {
+    for page in [
+        "imgbuild.1",
+        "imgbuild-recipe.1",
+        "imgbuild-mkfs.1",
+        "imgbuild-inspect.1",
+    ] {
         let t = std::fs::read_to_string(tmp.path().join(page)).unwrap();
         assert!(t.contains(".TH"), "{page}");
     }
@@ -127,6 +191,9 @@ fn man_pages_and_completions() {
     assert!(mkfs.contains("no\\-journal"), "{mkfs}");
     for shell in ["bash", "zsh", "fish"] {
         let s = ok(imgbuild(&["completions", shell]));
-        assert!(s.contains("imgbuild") && s.contains("mkfs") && s.contains("recipe"), "{shell}");
+        assert!(
+            s.contains("imgbuild") && s.contains("mkfs") && s.contains("recipe"),
+            "{shell}"
+        );
     }
 }

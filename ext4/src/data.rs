@@ -147,7 +147,7 @@ impl Copier {
                 &src,
                 out,
                 src_off,
-                x.start * bs,
+                x.start.0 * bs,
                 len,
                 &mut self.use_cfr,
                 &mut self.buf,

@@ -2,6 +2,7 @@
 
 use crate::bytes::{put_u8, put_u16, put_u32};
 use crate::checksum::Checksum;
+use crate::units::InodeNo;
 
 /// `ext4_dir_entry_tail` size.
 pub(crate) const TAIL_SIZE: usize = 12;
@@ -49,14 +50,20 @@ impl DirBlockWriter {
     }
 
     /// Adds one entry.
-    pub fn add(&mut self, inode: u32, name: &[u8], file_type: u8, emit: &mut impl FnMut(&[u8])) {
+    pub fn add(
+        &mut self,
+        inode: InodeNo,
+        name: &[u8],
+        file_type: u8,
+        emit: &mut impl FnMut(&[u8]),
+    ) {
         let need = rec_len(name.len());
         if self.pos + need > self.usable() {
             self.flush(emit);
         }
         let off = self.pos;
         let b = &mut self.buf;
-        put_u32(b, off, inode);
+        put_u32(b, off, inode.0);
         put_u16(b, off + 4, need as u16);
         put_u8(b, off + 6, name.len() as u8);
         put_u8(b, off + 7, file_type);
@@ -93,6 +100,13 @@ impl DirBlockWriter {
         self.last = None;
     }
 
+    /// Closes the current block if it holds entries (htree leaves end here).
+    pub fn end_block(&mut self, emit: &mut impl FnMut(&[u8])) {
+        if self.last.is_some() {
+            self.flush(emit);
+        }
+    }
+
     /// Emits an entirely empty block (lost+found's spare blocks).
     pub fn empty_block(&mut self, emit: &mut impl FnMut(&[u8])) {
         if self.last.is_some() {
@@ -120,11 +134,11 @@ mod tests {
         let mut out: Vec<Vec<u8>> = Vec::new();
         let mut emit = |b: &[u8]| out.push(b.to_vec());
         let mut w = DirBlockWriter::new(1024, 99);
-        w.add(2, b".", FT_DIR, &mut emit);
-        w.add(2, b"..", FT_DIR, &mut emit);
+        w.add(InodeNo(2), b".", FT_DIR, &mut emit);
+        w.add(InodeNo(2), b"..", FT_DIR, &mut emit);
         for i in 0..100u32 {
             w.add(
-                100 + i,
+                InodeNo(100 + i),
                 format!("file-{i:04}").as_bytes(),
                 FT_REG_FILE,
                 &mut emit,

@@ -2,6 +2,7 @@
 
 use crate::bytes::{put_u16, put_u32};
 use crate::checksum::Checksum;
+use crate::units::BlockNo;
 
 pub(crate) const EXT4_EXT_MAGIC: u16 = 0xF30A;
 /// Longest initialized extent.
@@ -16,7 +17,7 @@ const ROOT_ENTRIES: usize = 4;
 pub(crate) struct Extent {
     pub ee_block: u32,
     pub ee_len: u16,
-    pub start: u64,
+    pub start: BlockNo,
 }
 
 /// Entries per tree block: (block size - header) / entry size.
@@ -48,13 +49,13 @@ fn put_entry(b: &mut [u8], off: usize, e: &Entry) {
         Entry::Leaf(x) => {
             put_u32(b, off, x.ee_block);
             put_u16(b, off + 4, x.ee_len);
-            put_u16(b, off + 6, (x.start >> 32) as u16); // ee_start_hi
-            put_u32(b, off + 8, (x.start & 0xFFFF_FFFF) as u32); // ee_start_lo
+            put_u16(b, off + 6, (x.start.0 >> 32) as u16); // ee_start_hi
+            put_u32(b, off + 8, (x.start.0 & 0xFFFF_FFFF) as u32); // ee_start_lo
         }
         Entry::Index { ei_block, leaf } => {
             put_u32(b, off, ei_block);
-            put_u32(b, off + 4, (leaf & 0xFFFF_FFFF) as u32); // ei_leaf_lo
-            put_u16(b, off + 8, (leaf >> 32) as u16); // ei_leaf_hi
+            put_u32(b, off + 4, (leaf.0 & 0xFFFF_FFFF) as u32); // ei_leaf_lo
+            put_u16(b, off + 8, (leaf.0 >> 32) as u16); // ei_leaf_hi
         }
     }
 }
@@ -62,7 +63,7 @@ fn put_entry(b: &mut [u8], off: usize, e: &Entry) {
 #[derive(Debug, Clone, Copy)]
 enum Entry {
     Leaf(Extent),
-    Index { ei_block: u32, leaf: u64 },
+    Index { ei_block: u32, leaf: BlockNo },
 }
 
 impl Entry {
@@ -78,14 +79,14 @@ impl Entry {
 #[derive(Debug)]
 pub(crate) struct ExtentTree {
     pub i_block: [u8; 60],
-    pub blocks: Vec<(u64, Vec<u8>)>,
+    pub blocks: Vec<(BlockNo, Vec<u8>)>,
 }
 
 /// Builds the tree for `extents` (sorted by logical block) using `tree_blocks`
 /// (exactly `tree_blocks_needed` of them). `inode_seed` seeds the block checksums.
 pub(crate) fn build(
     extents: &[Extent],
-    tree_blocks: &[u64],
+    tree_blocks: &[BlockNo],
     block_size: u32,
     inode_seed: u32,
 ) -> ExtentTree {
@@ -136,7 +137,7 @@ mod tests {
         Extent {
             ee_block: i * 2,
             ee_len: 1,
-            start: 1000 + u64::from(i) * 2,
+            start: BlockNo(1000 + u64::from(i) * 2),
         }
     }
 
@@ -165,12 +166,12 @@ mod tests {
     fn two_level_tree_with_checksums() {
         let exts: Vec<Extent> = (0..400).map(ext).collect();
         let n = tree_blocks_needed(exts.len(), 1024);
-        let blocks: Vec<u64> = (0..n as u64).map(|i| 50 + i).collect();
+        let blocks: Vec<BlockNo> = (0..n as u64).map(|i| BlockNo(50 + i)).collect();
         let t = build(&exts, &blocks, 1024, 7);
         assert_eq!(t.blocks.len(), 6);
         assert_eq!(get_u16(&t.i_block, 6), 2); // depth 2
         let (b0, leaf) = &t.blocks[0];
-        assert_eq!(*b0, 50);
+        assert_eq!(*b0, BlockNo(50));
         assert_eq!(get_u16(leaf, 2), 84);
         let c = Checksum::with_seed(7).update(&leaf[..1020]).value();
         assert_eq!(get_u32(leaf, 1020), c);

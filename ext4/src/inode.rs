@@ -3,6 +3,7 @@
 use crate::bytes::{hi32, lo32, put_u16, put_u32};
 use crate::checksum::Checksum;
 use crate::options::Timestamp;
+use crate::units::InodeNo;
 
 pub(crate) const INODE_SIZE: usize = 256;
 pub(crate) const GOOD_OLD_INODE_SIZE: usize = 128;
@@ -17,6 +18,7 @@ pub(crate) const S_IFLNK: u16 = 0o120000;
 pub(crate) const S_IFSOCK: u16 = 0o140000;
 
 pub(crate) const EXT4_EXTENTS_FL: u32 = 0x80000;
+pub(crate) const EXT4_INDEX_FL: u32 = 0x1000;
 
 /// Field values of one inode; `i_block` is the raw 60 bytes.
 #[derive(Debug, Clone)]
@@ -72,7 +74,7 @@ pub(crate) fn encode_time(t: Timestamp) -> (u32, u32) {
 
 impl Inode {
     /// Serializes inode number `ino` (generation 0) with its checksum.
-    pub fn to_bytes(&self, ino: u32, csum_seed: u32) -> [u8; INODE_SIZE] {
+    pub fn to_bytes(&self, ino: InodeNo, csum_seed: u32) -> [u8; INODE_SIZE] {
         let mut b = [0u8; INODE_SIZE];
         let (atime, atime_x) = encode_time(self.i_atime);
         let (ctime, ctime_x) = encode_time(self.i_ctime);
@@ -113,15 +115,15 @@ impl Inode {
 
 /// Per-inode seed: crc32c(fs seed, inode number, generation 0). Also seeds extent and
 /// directory block checksums.
-pub(crate) fn inode_seed(ino: u32, csum_seed: u32) -> u32 {
+pub(crate) fn inode_seed(ino: InodeNo, csum_seed: u32) -> u32 {
     Checksum::with_seed(csum_seed)
-        .update_u32(ino)
+        .update_u32(ino.0)
         .update_u32(0)
         .value()
 }
 
 /// The inode checksum over all 256 bytes with both checksum fields zero.
-pub(crate) fn inode_csum(raw: &[u8; INODE_SIZE], ino: u32, csum_seed: u32) -> u32 {
+pub(crate) fn inode_csum(raw: &[u8; INODE_SIZE], ino: InodeNo, csum_seed: u32) -> u32 {
     let mut tmp = *raw;
     tmp[0x7C..0x7E].fill(0);
     tmp[0x82..0x84].fill(0);
@@ -183,8 +185,8 @@ mod tests {
             i_links_count: 1,
             ..Default::default()
         };
-        let b = ino.to_bytes(12, 0x1234_5678);
-        let c = inode_csum(&b, 12, 0x1234_5678);
+        let b = ino.to_bytes(InodeNo(12), 0x1234_5678);
+        let c = inode_csum(&b, InodeNo(12), 0x1234_5678);
         assert_eq!(crate::bytes::get_u16(&b, 0x7C), (c & 0xFFFF) as u16);
         assert_eq!(crate::bytes::get_u16(&b, 0x82), (c >> 16) as u16);
     }

@@ -5,6 +5,7 @@ use crate::bitmap::BitSet;
 use crate::group_desc::DESC_SIZE;
 use crate::inode::INODE_SIZE;
 use crate::superblock::group_has_super;
+use crate::units::BlockNo;
 
 /// Groups per flex group (`s_log_groups_per_flex` = 4).
 pub(crate) const LOG_GROUPS_PER_FLEX: u8 = 4;
@@ -37,11 +38,13 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
-    /// Computes a geometry for `blocks_count` blocks holding at least `inodes_needed` inodes.
+    /// Computes a geometry for `blocks_count` blocks holding at least `inodes_needed`
+    /// inodes, and `inodes_wanted` (or one per `INODE_RATIO` bytes) when they fit.
     pub fn new(
         block_size: u32,
         blocks_count: u64,
         inodes_needed: u64,
+        inodes_wanted: u64,
     ) -> Result<Self, GeometryError> {
         let bs = u64::from(block_size);
         let first_data_block = u64::from(block_size == 1024);
@@ -66,7 +69,7 @@ impl Geometry {
         let per_block = bs / INODE_SIZE as u64;
         let align = per_block.max(8);
         let by_ratio = (blocks * bs / INODE_RATIO).max(16);
-        let wanted = by_ratio.max(inodes_needed);
+        let wanted = by_ratio.max(inodes_needed).max(inodes_wanted);
         let mut ipg = wanted.div_ceil(groups).div_ceil(align) * align;
         let cap = (u64::from(bpg) / align) * align;
         ipg = ipg.min(cap);
@@ -108,9 +111,9 @@ impl Geometry {
 pub(crate) struct Layout {
     pub geo: Geometry,
     pub used: BitSet,
-    pub block_bitmap: Vec<u64>,
-    pub inode_bitmap: Vec<u64>,
-    pub inode_table: Vec<u64>,
+    pub block_bitmap: Vec<BlockNo>,
+    pub inode_bitmap: Vec<BlockNo>,
+    pub inode_table: Vec<BlockNo>,
     cursor: u64,
 }
 
@@ -137,9 +140,9 @@ impl Layout {
         let mut l = Layout {
             geo,
             used,
-            block_bitmap: vec![0; n],
-            inode_bitmap: vec![0; n],
-            inode_table: vec![0; n],
+            block_bitmap: vec![BlockNo(0); n],
+            inode_bitmap: vec![BlockNo(0); n],
+            inode_table: vec![BlockNo(0); n],
             cursor: 0,
         };
         let mut flex = 0;
@@ -162,14 +165,14 @@ impl Layout {
         Ok(l)
     }
 
-    fn alloc_one(&mut self) -> Option<u64> {
+    fn alloc_one(&mut self) -> Option<BlockNo> {
         let b = self.used.next_clear(self.cursor)?;
         self.used.set(b);
         self.cursor = b + 1;
-        Some(b)
+        Some(BlockNo(b))
     }
 
-    fn alloc_contiguous(&mut self, n: u64) -> Option<u64> {
+    fn alloc_contiguous(&mut self, n: u64) -> Option<BlockNo> {
         let mut start = self.used.next_clear(self.cursor)?;
         loop {
             let end = start.checked_add(n)?;
@@ -185,11 +188,11 @@ impl Layout {
             self.used.set(b);
         }
         self.cursor = start + n;
-        Some(start)
+        Some(BlockNo(start))
     }
 
     /// Allocates up to `max` contiguous free blocks at the cursor: `(start, len)`.
-    pub fn alloc_run(&mut self, max: u64) -> Option<(u64, u64)> {
+    pub fn alloc_run(&mut self, max: u64) -> Option<(BlockNo, u64)> {
         let start = self.used.next_clear(self.cursor)?;
         let mut len = 0;
         while len < max && start + len < self.used.len() && !self.used.get(start + len) {
@@ -197,7 +200,7 @@ impl Layout {
             len += 1;
         }
         self.cursor = start + len;
-        Some((start, len))
+        Some((BlockNo(start), len))
     }
 
     /// Free blocks left.
@@ -213,28 +216,28 @@ mod tests {
     #[test]
     fn geometry_like_mke2fs() {
         // 64 MiB with 1 KiB blocks: 8 groups of 8192 from block 1.
-        let g = Geometry::new(1024, 65536, 0).unwrap();
+        let g = Geometry::new(1024, 65536, 0, 0).unwrap();
         assert_eq!(g.first_data_block, 1);
         assert_eq!(g.groups, 8);
         assert_eq!(g.gdt_blocks, 1);
         assert_eq!(g.inodes_per_group, 512);
         let l = Layout::new(g).unwrap();
         // Group 0: block 1 superblock, 2 GDT, then 8 block bitmaps, 8 inode bitmaps, tables.
-        assert_eq!(l.block_bitmap[0], 3);
-        assert_eq!(l.inode_bitmap[0], 11);
-        assert_eq!(l.inode_table[0], 19);
-        assert_eq!(l.inode_table[1], 19 + 128);
-        assert!(Geometry::new(1024, 2048, 100_000).is_err());
+        assert_eq!(l.block_bitmap[0], BlockNo(3));
+        assert_eq!(l.inode_bitmap[0], BlockNo(11));
+        assert_eq!(l.inode_table[0], BlockNo(19));
+        assert_eq!(l.inode_table[1], BlockNo(19 + 128));
+        assert!(Geometry::new(1024, 2048, 100_000, 0).is_err());
     }
 
     #[test]
     fn runs_skip_metadata() {
-        let mut l = Layout::new(Geometry::new(4096, 40000, 0).unwrap()).unwrap();
+        let mut l = Layout::new(Geometry::new(4096, 40000, 0, 0).unwrap()).unwrap();
         let (s, n) = l.alloc_run(1 << 20).unwrap();
         assert!(s > l.inode_table[1]);
         // Stops at group 1's superblock backup.
-        assert_eq!(s + n, 32768);
+        assert_eq!(s.plus(n), BlockNo(32768));
         let (s2, _) = l.alloc_run(10).unwrap();
-        assert_eq!(s2, 32768 + 2);
+        assert_eq!(s2, BlockNo(32768 + 2));
     }
 }

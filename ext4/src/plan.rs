@@ -10,7 +10,8 @@ use crate::extent::{EXT_INIT_MAX_LEN, Extent, tree_blocks_needed};
 use crate::layout::{Geometry, GeometryError, Layout};
 use crate::options::FileData;
 use crate::tree::{NodeId, NodeKind, ROOT, SourceStat, Tree};
-use crate::xattr;
+use crate::units::{BlockNo, InodeNo};
+use crate::{htree, xattr};
 
 /// What occupies an inode number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,14 +30,16 @@ pub(crate) struct InodeInfo {
     /// Logical block ranges `[start, end)` that hold data.
     pub ranges: Vec<(u64, u64)>,
     pub xattr_block: bool,
+    /// A directory written as a hashed (dir_index) tree.
+    pub htree: bool,
 }
 
 /// Where one inode's blocks went.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Placed {
     pub extents: Vec<Extent>,
-    pub tree_blocks: Vec<u64>,
-    pub xattr_block: Option<u64>,
+    pub tree_blocks: Vec<BlockNo>,
+    pub xattr_block: Option<BlockNo>,
 }
 
 impl Placed {
@@ -51,12 +54,12 @@ impl Placed {
 #[derive(Debug)]
 pub(crate) struct Scan {
     pub inodes: Vec<InodeInfo>,
-    pub ino_of: Vec<u32>,
+    pub ino_of: Vec<InodeNo>,
 }
 
 impl Scan {
-    pub fn info(&self, ino: u32) -> &InodeInfo {
-        &self.inodes[ino as usize - 1]
+    pub fn info(&self, ino: InodeNo) -> &InodeInfo {
+        &self.inodes[ino.0 as usize - 1]
     }
 
     /// Blocks of content (without tree blocks beyond one per big file).
@@ -76,15 +79,45 @@ impl Scan {
     }
 }
 
+/// A directory's children sorted by (name hash, name): the order of an htree's leaves.
+pub(crate) fn hashed_children<'t>(
+    tree: &'t Tree,
+    id: NodeId,
+    seed: &[u8; 16],
+) -> Vec<(u32, &'t [u8], NodeId)> {
+    let mut v: Vec<(u32, &[u8], NodeId)> = tree
+        .children(id)
+        .map(|c| {
+            c.iter()
+                .map(|(n, &c)| (crate::dx_hash::dx_hash(n, seed), &n[..], c))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    v
+}
+
+/// The htree shape of a directory, if it is worth indexing (more than one block).
+pub(crate) fn htree_shape(
+    tree: &Tree,
+    id: NodeId,
+    seed: &[u8; 16],
+    block_size: u32,
+) -> Option<htree::Shape> {
+    let v = hashed_children(tree, id, seed);
+    let keys: Vec<(u32, usize)> = v.iter().map(|e| (e.0, e.1.len())).collect();
+    htree::shape(&keys, block_size)
+}
+
 fn dir_blocks(tree: &Tree, id: NodeId, block_size: u32) -> u64 {
     let mut w = DirBlockWriter::new(block_size, 0);
     let mut sink = |_: &[u8]| {};
-    w.add(0, b".", 0, &mut sink);
-    w.add(0, b"..", 0, &mut sink);
+    w.add(InodeNo(0), b".", 0, &mut sink);
+    w.add(InodeNo(0), b"..", 0, &mut sink);
     if let Some(ch) = tree.children(id) {
         for name in ch.keys() {
             debug_assert!(rec_len(name.len()) <= block_size as usize);
-            w.add(0, name, 0, &mut sink);
+            w.add(InodeNo(0), name, 0, &mut sink);
         }
     }
     w.finish(&mut sink) as u64
@@ -92,7 +125,12 @@ fn dir_blocks(tree: &Tree, id: NodeId, block_size: u32) -> u64 {
 
 /// Assigns inode numbers (root 2, journal 8, lost+found 11, then depth-first by name)
 /// and computes sizes, link counts and data ranges.
-pub(crate) fn scan(tree: &mut Tree, block_size: u32, journal: bool) -> Result<Scan, Error> {
+pub(crate) fn scan(
+    tree: &mut Tree,
+    block_size: u32,
+    journal: bool,
+    hash_seed: &[u8; 16],
+) -> Result<Scan, Error> {
     let bs = u64::from(block_size);
     let lost_found = match tree.children(ROOT).and_then(|c| c.get(&b"lost+found"[..])) {
         Some(&id) if matches!(tree.nodes[id].kind, NodeKind::Dir { .. }) => id,
@@ -153,12 +191,14 @@ pub(crate) fn scan(tree: &mut Tree, block_size: u32, journal: bool) -> Result<Sc
             links: 0,
             ranges: Vec::new(),
             xattr_block: false,
+            htree: false,
         })
         .collect();
     let mut nodes_in_order = vec![ROOT, lost_found];
     nodes_in_order.extend(order);
     for id in nodes_in_order {
         let ino = ino_of[id];
+        let mut htree = false;
         enum What {
             Dir,
             Bytes(u64),
@@ -184,6 +224,11 @@ pub(crate) fn scan(tree: &mut Tree, block_size: u32, journal: bool) -> Result<Sc
                 let mut n = dir_blocks(tree, id, block_size);
                 if id == lost_found {
                     n = n.max(16384 / bs);
+                } else if n > 1 {
+                    if let Some(shape) = htree_shape(tree, id, hash_seed, block_size) {
+                        n = shape.blocks();
+                        htree = true;
+                    }
                 }
                 (n * bs, vec![(0, n)])
             }
@@ -257,7 +302,9 @@ pub(crate) fn scan(tree: &mut Tree, block_size: u32, journal: bool) -> Result<Sc
         info.links = links[id];
         info.ranges = ranges;
         info.xattr_block = !rest.is_empty();
+        info.htree = htree;
     }
+    let ino_of = ino_of.into_iter().map(InodeNo).collect();
     Ok(Scan { inodes, ino_of })
 }
 
@@ -285,7 +332,7 @@ fn place_ranges(l: &mut Layout, ranges: &[(u64, u64)], block_size: u32) -> Optio
         if len == 0 {
             return None;
         }
-        p.tree_blocks.extend(start..start + len);
+        p.tree_blocks.extend((0..len).map(|i| start.plus(i)));
         need -= len;
     }
     Some(p)

@@ -241,11 +241,22 @@ fn reference_structures_match_byte_for_byte() {
     for ino in [2, 8, 11, 12, 13, 14] {
         let parsed = r.parse_inode(ino);
         assert_eq!(
-            &parsed.to_bytes(ino, r.seed)[..],
+            &parsed.to_bytes(crate::units::InodeNo(ino), r.seed)[..],
             r.inode(ino),
             "inode {ino}"
         );
     }
+
+    // Journal superblock: same bytes as mke2fs's (uuid, length, v2, clean).
+    let j = r.parse_inode(8);
+    let jstart = u64_split(get_u32(&j.i_block, 20), u32::from(get_u16(&j.i_block, 18)));
+    let jlen = (j.i_size / BS as u64) as u32;
+    let jsb = crate::journal::superblock(BS as u32, jlen, &sb.s_uuid);
+    assert_eq!(
+        first_diff(&jsb, r.block(jstart)),
+        None,
+        "journal superblock"
+    );
 
     // Extent root in i_block: rebuilt from the parsed extent.
     let root = r.parse_inode(2);
@@ -253,21 +264,26 @@ fn reference_structures_match_byte_for_byte() {
     let x = Extent {
         ee_block: get_u32(ib, 12),
         ee_len: get_u16(ib, 16),
-        start: u64_split(get_u32(ib, 20), u32::from(get_u16(ib, 18))),
+        start: crate::units::BlockNo(u64_split(get_u32(ib, 20), u32::from(get_u16(ib, 18)))),
     };
-    let t = extent::build(&[x], &[], BS as u32, inode_seed(2, r.seed));
+    let t = extent::build(
+        &[x],
+        &[],
+        BS as u32,
+        inode_seed(crate::InodeNo::ROOT, r.seed),
+    );
     assert_eq!(t.i_block, root.i_block);
 
     // Root directory block: same packing, same tail checksum.
-    let blk = r.block(x.start);
-    let mut w = DirBlockWriter::new(BS as u32, inode_seed(2, r.seed));
+    let blk = r.block(x.start.0);
+    let mut w = DirBlockWriter::new(BS as u32, inode_seed(crate::InodeNo::ROOT, r.seed));
     let mut out = Vec::new();
     let mut emit = |b: &[u8]| out.extend_from_slice(b);
     let mut off = 0;
     while off < BS - 12 {
         let len = blk[off + 6] as usize;
         w.add(
-            get_u32(blk, off),
+            crate::units::InodeNo(get_u32(blk, off)),
             &blk[off + 8..off + 8 + len],
             blk[off + 7],
             &mut emit,
@@ -286,7 +302,12 @@ fn reference_structures_match_byte_for_byte() {
     let g = r.parse_inode(14);
     assert_ne!(g.i_file_acl, 0);
     let attrs = xattr::prepare(&[("user.big".into(), vec![b'a'; 300])]);
-    let mut ours = xattr::block_bytes(&attrs, BS as u32, g.i_file_acl, r.seed);
+    let mut ours = xattr::block_bytes(
+        &attrs,
+        BS as u32,
+        crate::units::BlockNo(g.i_file_acl),
+        r.seed,
+    );
     let refb = r.block(g.i_file_acl);
     // libext2fs leaves h_hash 0 (only the kernel's mbcache uses it); we store the
     // kernel's value. Take theirs over, then the checksum must come out the same.

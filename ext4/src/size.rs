@@ -21,8 +21,21 @@ fn journal_for(blocks: u64, journal: bool) -> u64 {
     }
 }
 
-fn try_blocks(scan: &Scan, bs: u32, blocks: u64, journal: bool) -> Result<Sized, AllocError> {
-    let geo = Geometry::new(bs, blocks, scan.inodes.len() as u64).map_err(AllocError::Geometry)?;
+fn try_blocks(
+    scan: &Scan,
+    bs: u32,
+    blocks: u64,
+    journal: bool,
+    spare_inodes: bool,
+) -> Result<Sized, AllocError> {
+    let needed = scan.inodes.len() as u64;
+    // Auto sizes leave room for 20% more files (at least 256) besides free blocks.
+    let wanted = if spare_inodes {
+        needed + (needed / 5).max(256)
+    } else {
+        needed
+    };
+    let geo = Geometry::new(bs, blocks, needed, wanted).map_err(AllocError::Geometry)?;
     let jb = journal_for(geo.blocks_count, journal);
     let (layout, placed) = allocate(scan, geo, jb)?;
     Ok(Sized {
@@ -45,7 +58,7 @@ fn search(scan: &Scan, bs: u32, journal: bool, headroom: u64) -> Result<Sized, E
     }
     for _ in 0..200 {
         blocks = blocks.div_ceil(step) * step;
-        match try_blocks(scan, bs, blocks, journal) {
+        match try_blocks(scan, bs, blocks, journal, headroom > 0) {
             Ok(s) if s.layout.free_blocks() >= headroom => return Ok(s),
             Ok(_) | Err(AllocError::NoSpace | AllocError::Geometry(GeometryError::NoRoom)) => {}
             Err(AllocError::Geometry(GeometryError::Inodes { .. })) => {}
@@ -71,7 +84,7 @@ pub(crate) fn auto(scan: &Scan, bs: u32, journal: bool) -> Result<Sized, Error> 
 /// Fixed size; errors name the size needed.
 pub(crate) fn fixed(scan: &Scan, bs: u32, journal: bool, size_bytes: u64) -> Result<Sized, Error> {
     let blocks = size_bytes / u64::from(bs);
-    match try_blocks(scan, bs, blocks, journal) {
+    match try_blocks(scan, bs, blocks, journal, false) {
         Ok(s) => Ok(s),
         Err(AllocError::Geometry(GeometryError::Inodes { max })) => Err(Error::TooManyInodes {
             needed: scan.inodes.len() as u64,

@@ -5,6 +5,11 @@
 pub struct BlockNo(pub u64);
 
 impl BlockNo {
+    /// The block `n` blocks further on.
+    pub fn plus(self, n: u64) -> BlockNo {
+        BlockNo(self.0 + n)
+    }
+
     /// Byte offset of this block in the image.
     pub fn byte_offset(self, block_size: u32) -> u64 {
         self.0 * u64::from(block_size)

@@ -15,6 +15,7 @@ use crate::plan::{Slot, scan};
 use crate::size::{Sized, auto, fixed};
 use crate::superblock::{Superblock, group_has_super};
 use crate::tree::{NodeKind, Tree};
+use crate::units::BlockNo;
 
 /// Removes the temp file unless the build succeeded.
 struct TempGuard {
@@ -47,8 +48,8 @@ impl Out {
             })
     }
 
-    pub fn block(&self, block: u64, data: &[u8]) -> Result<(), Error> {
-        self.at(block * u64::from(self.bs), data)
+    pub fn block(&self, block: BlockNo, data: &[u8]) -> Result<(), Error> {
+        self.at(block.byte_offset(self.bs), data)
     }
 }
 
@@ -122,7 +123,8 @@ pub(crate) fn write(
         }
         label[..l.len()].copy_from_slice(l.as_bytes());
     }
-    let sc = scan(tree, bs, opts.journal)?;
+    let (uuid, hash_seed) = ids(opts, ts);
+    let sc = scan(tree, bs, opts.journal, &hash_seed)?;
     let sized: Sized = match opts.size {
         SizeSpec::Auto => auto(&sc, bs, opts.journal)?,
         SizeSpec::Fixed(n) => fixed(&sc, bs, opts.journal, n)?,
@@ -132,7 +134,6 @@ pub(crate) fn write(
         SizeSpec::Fixed(n) => n,
         SizeSpec::Auto => geo.blocks_count * u64::from(bs),
     };
-    let (uuid, hash_seed) = ids(opts, ts);
     let csum_seed = crate::superblock::csum_seed(&uuid);
 
     let file = OpenOptions::new()
@@ -167,6 +168,7 @@ pub(crate) fn write(
         csum_seed,
         ts,
         uuid,
+        hash_seed,
     };
     let written = ctx.write_all(&sized.layout)?;
 
@@ -190,9 +192,9 @@ pub(crate) fn write(
             flags |= EXT4_BG_INODE_UNINIT;
         }
         descs.push(GroupDesc {
-            bg_block_bitmap: l.block_bitmap[g as usize],
-            bg_inode_bitmap: l.inode_bitmap[g as usize],
-            bg_inode_table: l.inode_table[g as usize],
+            bg_block_bitmap: l.block_bitmap[g as usize].0,
+            bg_inode_bitmap: l.inode_bitmap[g as usize].0,
+            bg_inode_table: l.inode_table[g as usize].0,
             bg_free_blocks_count: ((e - s) - ones) as u32,
             bg_free_inodes_count: (ipg - used) as u32,
             bg_used_dirs_count: written.dirs_per_group[g as usize],
@@ -234,7 +236,7 @@ pub(crate) fn write(
         let sb_bytes = sb.to_bytes(g as u16);
         let off = if g == 0 { 1024 } else { start * u64::from(bs) };
         out.at(off, &sb_bytes)?;
-        out.block(start + 1, &gdt)?;
+        out.block(BlockNo(start + 1), &gdt)?;
     }
     drop(out);
     std::fs::rename(&tmp, image).map_err(|e| Error::Output {

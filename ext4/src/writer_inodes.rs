@@ -5,11 +5,16 @@ use crate::data::Copier;
 use crate::dir_entry::{self, DirBlockWriter};
 use crate::error::Error;
 use crate::extent::{self, Extent};
-use crate::inode::{EXT4_EXTENTS_FL, INODE_SIZE, Inode, S_IFREG, encode_dev, inode_seed};
+use crate::htree::{self, HashedEntry};
+use crate::inode::{
+    EXT4_EXTENTS_FL, EXT4_INDEX_FL, INODE_SIZE, Inode, S_IFREG, encode_dev, inode_seed,
+};
 use crate::layout::Layout;
 use crate::options::{FileData, Timestamp};
+use crate::plan::hashed_children;
 use crate::plan::{Placed, Scan, Slot};
 use crate::tree::{NodeId, NodeKind, ROOT, Tree};
+use crate::units::{BlockNo, InodeNo};
 use crate::writer::{Out, slot_is_dir, type_bits};
 use crate::xattr;
 
@@ -22,6 +27,7 @@ pub(crate) struct Ctx<'a> {
     pub csum_seed: u32,
     pub ts: Timestamp,
     pub uuid: [u8; 16],
+    pub hash_seed: [u8; 16],
 }
 
 /// Facts gathered while writing inodes that the group descriptors and superblock need.
@@ -32,10 +38,10 @@ pub(crate) struct Written {
 }
 
 /// Physical block of logical block `lblk` in `extents`.
-fn physical(extents: &[Extent], lblk: u64) -> Option<u64> {
+fn physical(extents: &[Extent], lblk: u64) -> Option<BlockNo> {
     extents.iter().find_map(|x| {
         let s = u64::from(x.ee_block);
-        (lblk >= s && lblk < s + u64::from(x.ee_len)).then(|| x.start + (lblk - s))
+        (lblk >= s && lblk < s + u64::from(x.ee_len)).then(|| x.start.plus(lblk - s))
     })
 }
 
@@ -75,7 +81,7 @@ impl Ctx<'_> {
             Ok(())
         };
         for (i, info) in self.scan.inodes.iter().enumerate() {
-            let ino = i as u32 + 1;
+            let ino = InodeNo(i as u32 + 1);
             let g = (i / ipg) as u32;
             if g != group {
                 flush(group, &mut table, table_used)?;
@@ -103,7 +109,7 @@ impl Ctx<'_> {
     }
 
     /// Builds the extent tree, writes its blocks, returns `i_block`.
-    fn extents(&self, ino: u32, p: &Placed) -> Result<[u8; 60], Error> {
+    fn extents(&self, ino: InodeNo, p: &Placed) -> Result<[u8; 60], Error> {
         let seed = inode_seed(ino, self.csum_seed);
         let t = extent::build(&p.extents, &p.tree_blocks, self.out.bs, seed);
         for (b, bytes) in &t.blocks {
@@ -114,13 +120,13 @@ impl Ctx<'_> {
 
     fn journal_inode(
         &self,
-        ino: u32,
+        ino: InodeNo,
         p: &Placed,
         w: &mut Written,
     ) -> Result<[u8; INODE_SIZE], Error> {
         let bs = self.out.bs;
         let blocks: u64 = p.extents.iter().map(|x| u64::from(x.ee_len)).sum();
-        let first = p.extents.first().map(|x| x.start).unwrap_or(0);
+        let first = p.extents.first().map(|x| x.start).unwrap_or_default();
         self.out.block(
             first,
             &crate::journal::superblock(bs, blocks as u32, &self.uuid),
@@ -148,18 +154,35 @@ impl Ctx<'_> {
         Ok(inode.to_bytes(ino, self.csum_seed))
     }
 
-    /// Writes a directory's entry blocks.
-    fn dir_blocks(&self, ino: u32, id: NodeId, p: &Placed) -> Result<(), Error> {
+    /// Writes a directory's entry blocks (linear, or hashed when planned so).
+    fn dir_blocks(&self, ino: InodeNo, id: NodeId, p: &Placed) -> Result<(), Error> {
         let bs = self.out.bs;
-        let ch = self.tree.children(id).map(|c| c.iter());
-        let mut data: Vec<u8> = Vec::new();
-        let mut emit = |b: &[u8]| data.extend_from_slice(b);
-        let mut w = DirBlockWriter::new(bs, inode_seed(ino, self.csum_seed));
+        let seed = inode_seed(ino, self.csum_seed);
         let parent = if id == ROOT {
-            2
+            InodeNo::ROOT
         } else {
             self.scan.ino_of[self.tree.nodes[id].parent]
         };
+        let mut data: Vec<u8> = Vec::new();
+        if self.scan.info(ino).htree {
+            let sorted = hashed_children(self.tree, id, &self.hash_seed);
+            let keys: Vec<(u32, usize)> = sorted.iter().map(|e| (e.0, e.1.len())).collect();
+            let shape = htree::shape(&keys, bs).expect("planned as indexable");
+            let entries: Vec<HashedEntry<'_>> = sorted
+                .iter()
+                .map(|&(hash, name, c)| HashedEntry {
+                    hash,
+                    name,
+                    inode: self.scan.ino_of[c],
+                    file_type: file_type(&self.tree.nodes[c].kind),
+                })
+                .collect();
+            data = htree::write(&entries, &shape, ino, parent, bs, seed);
+            return self.write_dir_data(p, &data);
+        }
+        let ch = self.tree.children(id).map(|c| c.iter());
+        let mut emit = |b: &[u8]| data.extend_from_slice(b);
+        let mut w = DirBlockWriter::new(bs, seed);
         w.add(ino, b".", dir_entry::FT_DIR, &mut emit);
         w.add(parent, b"..", dir_entry::FT_DIR, &mut emit);
         for (name, &c) in ch.into_iter().flatten() {
@@ -172,11 +195,17 @@ impl Ctx<'_> {
         }
         let total: u64 = p.extents.iter().map(|x| u64::from(x.ee_len)).sum();
         let mut n = w.finish(&mut emit) as u64;
-        let mut w = DirBlockWriter::new(bs, inode_seed(ino, self.csum_seed));
+        let mut w = DirBlockWriter::new(bs, seed);
         while n < total {
             w.empty_block(&mut emit);
             n += 1;
         }
+        self.write_dir_data(p, &data)
+    }
+
+    /// Writes directory bytes (whole blocks in logical order) to the dir's extents.
+    fn write_dir_data(&self, p: &Placed, data: &[u8]) -> Result<(), Error> {
+        let bs = self.out.bs;
         for x in &p.extents {
             let s = u64::from(x.ee_block) * u64::from(bs);
             let e = s + u64::from(x.ee_len) * u64::from(bs);
@@ -187,7 +216,7 @@ impl Ctx<'_> {
 
     fn node_inode(
         &self,
-        ino: u32,
+        ino: InodeNo,
         id: NodeId,
         p: &Placed,
         copier: &mut Copier,
@@ -200,6 +229,9 @@ impl Ctx<'_> {
             NodeKind::Dir { .. } => {
                 self.dir_blocks(ino, id, p)?;
                 flags |= EXT4_EXTENTS_FL;
+                if info.htree {
+                    flags |= EXT4_INDEX_FL;
+                }
                 self.extents(ino, p)?
             }
             NodeKind::File { data, .. } => {
@@ -231,7 +263,7 @@ impl Ctx<'_> {
                 b
             }
             NodeKind::Symlink(t) => {
-                let blk = physical(&p.extents, 0).unwrap_or(0);
+                let blk = physical(&p.extents, 0).unwrap_or_default();
                 self.out.block(blk, t)?;
                 flags |= EXT4_EXTENTS_FL;
                 self.extents(ino, p)?
@@ -261,7 +293,7 @@ impl Ctx<'_> {
             i_blocks: p.block_count() * u64::from(bs) / 512,
             i_flags: flags,
             i_block,
-            i_file_acl: p.xattr_block.unwrap_or(0),
+            i_file_acl: p.xattr_block.map_or(0, |b| b.0),
             ibody_xattrs: xattr::ibody_bytes(&ibody),
         };
         Ok(inode.to_bytes(ino, self.csum_seed))

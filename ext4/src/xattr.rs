@@ -2,6 +2,7 @@
 
 use crate::bytes::{put_u16, put_u32};
 use crate::checksum::Checksum;
+use crate::units::BlockNo;
 
 pub(crate) const EXT4_XATTR_MAGIC: u32 = 0xEA02_0000;
 /// Bytes available in a 256-byte inode after 128 + 32.
@@ -159,7 +160,12 @@ pub(crate) fn fits_block(attrs: &[Attr], block_size: u32) -> bool {
 }
 
 /// An xattr block at block number `blk` with hash and checksum.
-pub(crate) fn block_bytes(attrs: &[Attr], block_size: u32, blk: u64, csum_seed: u32) -> Vec<u8> {
+pub(crate) fn block_bytes(
+    attrs: &[Attr],
+    block_size: u32,
+    blk: BlockNo,
+    csum_seed: u32,
+) -> Vec<u8> {
     let bs = block_size as usize;
     let mut b = vec![0u8; bs];
     put_u32(&mut b, 0, EXT4_XATTR_MAGIC); // h_magic
@@ -172,7 +178,7 @@ pub(crate) fn block_bytes(attrs: &[Attr], block_size: u32, blk: u64, csum_seed: 
     }
     put_u32(&mut b, 12, h); // h_hash
     let c = Checksum::with_seed(csum_seed)
-        .update(&blk.to_le_bytes())
+        .update(&blk.0.to_le_bytes())
         .update(&b)
         .value();
     put_u32(&mut b, 16, c); // h_checksum
@@ -225,7 +231,7 @@ mod tests {
         let body = ibody_bytes(&ib);
         assert_eq!(get_u32(&body, 0), EXT4_XATTR_MAGIC);
         assert_eq!(body[4], 1);
-        let blk = block_bytes(&rest, 1024, 77, 5);
+        let blk = block_bytes(&rest, 1024, BlockNo(77), 5);
         let mut tmp = blk.clone();
         tmp[16..20].fill(0);
         let c = Checksum::with_seed(5)

@@ -325,3 +325,56 @@ fn fixed_size_is_sparse() {
     );
     common::e2fsck(&img);
 }
+
+/// Big directories are hashed (dir_index) like the kernel makes them: one index level
+/// for thousands of entries, two for tens of thousands with 1 KiB blocks. e2fsck checks
+/// hashes, limits and dx checksums; ext4-view and debugfs look names up through it.
+#[test]
+fn hashed_directories() {
+    let dir = Scratch::new("htree");
+    let mut b = FsBuilder::new(opts(BlockSize::B1024));
+    let mut ex = base_expect();
+    let m = Metadata::new(0o755, t(TS, 0));
+    add(&mut b, &mut ex, "/one", EntryKind::Dir, m.clone());
+    add(&mut b, &mut ex, "/two", EntryKind::Dir, m.clone());
+    for i in 0..2000 {
+        let kind = EntryKind::File(FileData::Bytes(format!("{i}\n").into_bytes()));
+        add(
+            &mut b,
+            &mut ex,
+            &format!("/one/ünïcödé-{i}"),
+            kind,
+            m.clone(),
+        );
+    }
+    for i in 0..20_000 {
+        add(
+            &mut b,
+            &mut ex,
+            &format!("/two/a-rather-long-file-name-{i:06}"),
+            EntryKind::Fifo,
+            m.clone(),
+        );
+    }
+    let img = dir.path("img");
+    b.write(&img).unwrap();
+    common::e2fsck(&img);
+    common::verify_ext4_view(&img, &ex);
+    let out = common::debugfs(
+        &img,
+        &[
+            "htree /one".into(),
+            "htree /two".into(),
+            "cat /one/ünïcödé-1234".into(),
+            "stat /two".into(),
+        ],
+    );
+    assert!(out[0].contains("Indirect levels: 0"), "{}", out[0]);
+    assert!(out[1].contains("Indirect levels: 1"), "{}", out[1]);
+    assert!(
+        !out[0].contains("EXPECTED") && !out[1].contains("EXPECTED"),
+        "dx checksum mismatch"
+    );
+    assert_eq!(out[2], "1234\n");
+    assert!(out[3].contains("Flags: 0x81000"), "{}", out[3]);
+}

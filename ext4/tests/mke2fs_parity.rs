@@ -36,7 +36,7 @@ fn same_features_and_layout_parameters_as_mke2fs() {
         .set_len(256 << 20)
         .unwrap();
     let st = Command::new(tool("mke2fs"))
-        .args(["-q", "-F", "-t", "ext4", "-d"])
+        .args(["-q", "-F", "-t", "ext4", "-b", "4096", "-d"])
         .arg(&src)
         .arg(&theirs)
         .status()

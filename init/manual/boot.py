@@ -16,7 +16,7 @@ argv = ["qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-nographic", "-no-r
         "-kernel", f"{C}/x/boot/vmlinuz-{K}", "-initrd", f"{C}/initrd.img", "-append", append,
         "-drive", f"file={C}/rootfs.img,format=raw,if=virtio,snapshot=on",
         "-chardev", f"socket,id=s0,path={sock},server=on,wait=on", "-serial", "chardev:s0",
-        "-monitor", "none"]
+        "-monitor", f"unix:{tmp}/mon.sock,server=on,wait=off" if os.environ.get("CAD") else "none"]
 if mode != "nonic":
     argv += ["-netdev", f"user,id=n0,restrict={RESTRICT},hostfwd=tcp:127.0.0.1:{port}-:5115,hostfwd=udp:127.0.0.1:{port}-:5115",
              "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"]
@@ -53,10 +53,12 @@ try:
     def send(cmd, settle=2.0):
         s.sendall(cmd.encode() + b"\r"); pump(settle)
 
-    ok = wait_for("boot complete" if mode != "rescue" else "waiting forever", 180)
+    ok = wait_for({"rescue": "waiting forever", "rescue-sh": "rescue shell"}.get(mode, "boot complete"), 180)
     print("reached end of boot:", ok, flush=True)
     if mode == "rescue":
         pump(3); print("qemu still running:", q.poll() is None)
+    elif mode == "rescue-sh":
+        pump(3); send("echo RESCUE; ls /; sleep 9 & jobs", 4); print("qemu still running:", q.poll() is None)
     else:
         pump(3)
         send("echo JOBTEST; sleep 100 & jobs; echo ENDJOBS", 4)
@@ -76,11 +78,17 @@ try:
                     print("udp:", u.recv(2000).decode()); break
                 except socket.timeout:
                     print("udp: timeout")
+            f.write(b"dirty 4000\n"); f.flush(); print("tcp:", f.readline().decode().strip())
             f.write(b"dirty 8\n"); f.flush(); print("tcp:", f.readline().decode().strip())
             time.sleep(1)
             f.write(b"dirty-check\n"); f.flush(); print("tcp:", f.readline().decode().strip())
             f.write(b"status\n"); f.flush(); print("tcp:", f.readline().decode().strip())
-        send(os.environ.get("FINAL", "poweroff"), 1)
+        if os.environ.get("CAD"):
+            # Ctrl-Alt-Del on the (PS/2) keyboard: the kernel sends SIGINT to PID 1.
+            m = socket.socket(socket.AF_UNIX); m.connect(f"{tmp}/mon.sock")
+            m.sendall(b"sendkey ctrl-alt-delete\n"); time.sleep(0.5); m.close()
+        else:
+            send(os.environ.get("FINAL", "poweroff"), 1)
         t0 = time.time()
         while q.poll() is None and time.time() - t0 < 60: pump(0.5)
         print("qemu exit code:", q.poll(), "after %.1fs" % (time.time() - t0))

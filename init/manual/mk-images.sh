@@ -21,6 +21,9 @@ kernel/fs/mbcache.ko:
 kernel/lib/crc16.ko:
 kernel/crypto/crc32c_generic.ko:
 DEP
+if [ -n "${IR_BUSYBOX:-}" ]; then  # optional: a rescue shell in the initramfs
+  mkdir -p $C/ir/bin; cp $C/x/bin/busybox $C/ir/bin/busybox; ln -s busybox $C/ir/bin/sh
+fi
 (cd $C/ir && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -9) > $C/initrd.img
 
 # --- root image ---

@@ -30,6 +30,10 @@ pub trait Probe: Send + Sync {
     fn addresses(&self) -> Vec<String>;
     /// Milliseconds since boot.
     fn uptime_ms(&self) -> u64;
+    /// `MemAvailable` in MiB, if known (caps the `dirty` size).
+    fn mem_available_mb(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The pattern word for (page, generation, word index).
@@ -51,18 +55,27 @@ pub struct DirtyMem {
 const WORDS_PER_PAGE: usize = PAGE / 8;
 
 impl DirtyMem {
-    /// `mb` MiB, every page written with generation 0.
-    pub fn new(mb: usize) -> Self {
-        let pages = mb.saturating_mul(1024 * 1024 / PAGE);
+    /// `mb` MiB, every page written with generation 0; `None` if the memory
+    /// cannot be had (PID 1 must not die of an allocation failure).
+    pub fn try_new(mb: usize) -> Option<Self> {
+        let pages = mb.checked_mul(1024 * 1024 / PAGE)?;
+        let mut words: Vec<u64> = Vec::new();
+        words
+            .try_reserve_exact(pages.checked_mul(WORDS_PER_PAGE)?)
+            .ok()?;
+        words.resize(pages * WORDS_PER_PAGE, 0);
+        let mut gens: Vec<u64> = Vec::new();
+        gens.try_reserve_exact(pages).ok()?;
+        gens.resize(pages, 0);
         let mut m = Self {
-            words: vec![0; pages.saturating_mul(WORDS_PER_PAGE)],
-            gens: vec![0; pages],
+            words,
+            gens,
             next_page: 0,
         };
         for p in 0..pages {
             m.write_page(p, 0);
         }
-        m
+        Some(m)
     }
 
     /// Number of pages.
@@ -171,11 +184,13 @@ impl Service {
                 if mb.parse::<usize>().is_ok_and(|m| m > 0 && m <= 65536) =>
             {
                 let mb = mb.parse::<usize>().unwrap_or(1);
-                let mb = self.start_dirty(mb);
-                Obj::new()
-                    .bool("ok", true)
-                    .num("dirty_mb", mb as u64)
-                    .finish()
+                match self.start_dirty(mb) {
+                    Ok(mb) => Obj::new()
+                        .bool("ok", true)
+                        .num("dirty_mb", mb as u64)
+                        .finish(),
+                    Err(e) => Obj::new().bool("ok", false).str("error", &e).finish(),
+                }
             }
             (Some("dirty-check"), None, None) => {
                 let guard = lock(&self.dirty);
@@ -209,13 +224,26 @@ impl Service {
     }
 
     /// Starts the dirtier once; returns the size in use.
-    fn start_dirty(self: &Arc<Self>, mb: usize) -> usize {
+    fn start_dirty(self: &Arc<Self>, mb: usize) -> Result<usize, String> {
         if self.dirty_started.swap(true, Ordering::SeqCst) {
-            return lock(&self.dirty)
+            return Ok(lock(&self.dirty)
                 .as_ref()
-                .map_or(mb, |m| m.pages() * PAGE / (1024 * 1024));
+                .map_or(mb, |m| m.pages() * PAGE / (1024 * 1024)));
         }
-        *lock(&self.dirty) = Some(DirtyMem::new(mb));
+        // The kernel never OOM-kills PID 1: stay well inside free memory.
+        if let Some(avail) = self.probe.mem_available_mb() {
+            if mb as u64 > avail * 3 / 4 {
+                self.dirty_started.store(false, Ordering::SeqCst);
+                return Err(format!(
+                    "{mb} MiB is more than 3/4 of the {avail} MiB available"
+                ));
+            }
+        }
+        let Some(mem) = DirtyMem::try_new(mb) else {
+            self.dirty_started.store(false, Ordering::SeqCst);
+            return Err(format!("cannot allocate {mb} MiB"));
+        };
+        *lock(&self.dirty) = Some(mem);
         let me = Arc::clone(self);
         let spawned = std::thread::Builder::new()
             .name("dirty".into())
@@ -228,9 +256,11 @@ impl Service {
                 }
             });
         if spawned.is_err() {
+            *lock(&self.dirty) = None;
             self.dirty_started.store(false, Ordering::SeqCst);
+            return Err("cannot start the dirtier thread".to_owned());
         }
-        mb
+        Ok(mb)
     }
 }
 
@@ -331,11 +361,22 @@ impl Probe for SystemProbe {
             Err(_) => self.fallback.clone(),
         }
     }
+    fn mem_available_mb(&self) -> Option<u64> {
+        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+        parse_mem_available_mb(&info)
+    }
     fn uptime_ms(&self) -> u64 {
         let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
         u64::try_from(t.tv_sec).unwrap_or(0) * 1000
             + u64::try_from(t.tv_nsec).unwrap_or(0) / 1_000_000
     }
+}
+
+/// `MemAvailable` from `/proc/meminfo` text, in MiB.
+pub fn parse_mem_available_mb(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
 }
 
 #[cfg(test)]
@@ -360,6 +401,9 @@ mod tests {
         fn uptime_ms(&self) -> u64 {
             1234
         }
+        fn mem_available_mb(&self) -> Option<u64> {
+            Some(100)
+        }
     }
 
     #[test]
@@ -380,8 +424,23 @@ mod tests {
     }
 
     #[test]
+    fn dirty_refuses_more_than_available_memory() {
+        let s = Service::new(Box::new(P));
+        assert_eq!(
+            s.answer("dirty 76"),
+            r#"{"ok":false,"error":"76 MiB is more than 3/4 of the 100 MiB available"}"#
+        );
+        assert_eq!(s.answer("dirty 1"), r#"{"ok":true,"dirty_mb":1}"#);
+        assert_eq!(
+            parse_mem_available_mb("MemTotal: 1 kB\nMemAvailable:   409600 kB\n"),
+            Some(400)
+        );
+        assert!(DirtyMem::try_new(usize::MAX / 2).is_none());
+    }
+
+    #[test]
     fn dirty_memory_verifies_and_detects_corruption() {
-        let mut m = DirtyMem::new(1);
+        let mut m = DirtyMem::try_new(1).unwrap();
         assert_eq!(m.pages(), 256);
         m.step(300);
         assert_eq!(m.check(), 0);

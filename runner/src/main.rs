@@ -191,7 +191,22 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
                 max_bandwidth_mib: max_bandwidth,
             };
             let mut progress = |e: &migrate::Event| eprintln!("imgrun: {e}");
-            let report = migrate::migrate_check(&m, &opts, cancel, &mut progress)?;
+            let report = match migrate::migrate_check(&m, &opts, cancel, &mut progress) {
+                Ok(r) => r,
+                Err(e) => {
+                    if json {
+                        // CI parsing stdout still gets a verdict.
+                        let doc = serde_json::json!({
+                            "backend": "qemu",
+                            "guest": m.name,
+                            "passed": false,
+                            "error": e.to_string(),
+                        });
+                        println!("{doc:#}");
+                    }
+                    return Err(e.into());
+                }
+            };
             if json {
                 println!("{}", report.to_json());
             } else {

@@ -18,7 +18,7 @@ use crate::qemu::process::{ProcessError, tail};
 use crate::qmp::{MigrateInfo, QmpError};
 use crate::report::{GuestLocation, MigrationReport, MigrationStats, Report, RunOptions};
 use crate::session::{Host, SessionError, Vm};
-use crate::status::{self, GuestStatus, StatusError, TcpSession};
+use crate::status::{GuestClient, GuestStatus, StatusError, TcpSession};
 
 /// How the migration stream travels between the two QEMUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,9 +184,7 @@ struct Run<'a> {
     progress: &'a mut dyn FnMut(&Event),
     boots: [u32; 2],
     console_logs: Vec<PathBuf>,
-    udp: UdpSocket,
-    target: SocketAddr,
-    next_req: u64,
+    guest: GuestClient,
 }
 
 const SLOT_NAMES: [&str; 2] = ["qemu-a", "qemu-b"];
@@ -216,39 +214,13 @@ impl Run<'_> {
         Ok(Vm { qmp, process, slot })
     }
 
-    /// One status request over UDP, retried until `within` has passed.
-    fn ask(&mut self, within: Duration) -> Result<GuestStatus, StatusError> {
-        let start = Instant::now();
-        loop {
-            self.next_req += 1;
-            let req = format!("status {}", self.next_req);
-            let left = within.saturating_sub(start.elapsed());
-            match status::udp_status(
-                &self.udp,
-                self.target,
-                &req,
-                left.min(Duration::from_millis(300)),
-            ) {
-                Ok(s) => return Ok(s),
-                Err(e) if start.elapsed() >= within || self.cancel.is_set() => return Err(e),
-                Err(_) => {}
-            }
-        }
-    }
-
-    fn snapshot(&mut self, within: Duration) -> Result<Snapshot, String> {
-        self.ask(within)
-            .map(|s| Snapshot::from(&s))
-            .map_err(|e| e.to_string())
-    }
-
     /// Waits for the freshly booted guest's status service, failing fast if QEMU dies.
     fn wait_guest(&mut self, vm: &mut Vm) -> Result<GuestStatus, MigrateError> {
         let start = Instant::now();
         loop {
             self.cancel.check()?;
             vm.process.ensure_alive()?;
-            if let Ok(s) = self.ask(Duration::from_millis(300)) {
+            if let Ok(s) = self.guest.ask(Duration::from_millis(300)) {
                 (self.progress)(&Event::GuestUp {
                     name: vm.name().to_string(),
                     ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -295,6 +267,11 @@ impl Run<'_> {
         tcp: &mut TcpSession,
     ) -> Result<(MigrationReport, Outcome), MigrateError> {
         let uri = self.uri(index);
+        // The destination announces the guest (so the bridge learns its new
+        // port) right after it resumes, not after QEMU's default 50 ms.
+        dst.qmp
+            .migrate_set_parameters(json!({ "announce-initial": 1 }))
+            .map_err(qmp_err(dst))?;
         dst.qmp.migrate_incoming(&uri).map_err(qmp_err(dst))?;
         // Auto-converge throttles a guest that dirties memory faster than the
         // stream carries it; without it such a migration never finishes.
@@ -306,10 +283,10 @@ impl Run<'_> {
                 json!({ "max-bandwidth": self.o.max_bandwidth_mib.saturating_mul(1024 * 1024) }),
             )
             .map_err(qmp_err(src))?;
-        let before = Snapshot::from(&self.ask(Duration::from_secs(5))?);
+        let before = Snapshot::from(&self.guest.ask(Duration::from_secs(5))?);
         let probe = Probe::start(
             Self::probe_socket(ns)?,
-            self.target,
+            self.guest.target(),
             Duration::from_millis(10),
         )
         .map_err(MigrateError::Socket)?;
@@ -356,7 +333,7 @@ impl Run<'_> {
         };
         match failure {
             None => self.after_success(src, dst, tcp, probe, before, base, index),
-            Some(why) => self.after_failure(src, dst, probe, before, base, &why),
+            Some(why) => self.after_failure(src, dst, tcp, probe, before, base, &why),
         }
     }
 
@@ -424,7 +401,7 @@ impl Run<'_> {
         if self.o.stop_first {
             dst.qmp.cont().map_err(qmp_err(dst))?;
         }
-        let after = self.snapshot(Duration::from_secs(5));
+        let after = self.guest.snapshot(Duration::from_secs(5));
         // The probe measures the migration, not the checks that follow.
         let probe = probe.finish();
         let tcp_after = tcp
@@ -447,7 +424,7 @@ impl Run<'_> {
                 dst.process.died(st)
             )),
             None => match dst.qmp.query_status() {
-                Ok(s) if s.status == "running" => self.snapshot(Duration::from_secs(3)),
+                Ok(s) if s.status == "running" => self.guest.snapshot(Duration::from_secs(3)),
                 Ok(s) => Err(format!("destination VM is {}", s.status)),
                 Err(e) => Err(e.to_string()),
             },
@@ -480,10 +457,15 @@ impl Run<'_> {
         Ok((rep.seal(), Outcome::Completed))
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site; the pieces of one migration"
+    )]
     fn after_failure(
         &mut self,
         src: &mut Vm,
         dst: &mut Vm,
+        tcp: &mut TcpSession,
         probe: Probe,
         before: Snapshot,
         mut rep: MigrationReport,
@@ -501,7 +483,7 @@ impl Run<'_> {
             .query_status()
             .map(|s| s.status)
             .unwrap_or_else(|e| e.to_string());
-        let on_src = self.snapshot(Duration::from_secs(5));
+        let on_src = self.guest.snapshot(Duration::from_secs(5));
         let probe = probe.finish();
         let (ok, detail) = match &on_src {
             Ok(s) if s.boot_id == before.boot_id && src_state == "running" => (
@@ -531,6 +513,12 @@ impl Run<'_> {
             ),
             Check::new(names::GUEST_ON_SOURCE, ok, detail),
         ];
+        if ok && self.o.dirty_mb.is_some() {
+            // The source resumed: its memory must be intact too.
+            rep.checks.push(checks::memory_intact(
+                &tcp.dirty_check().map_err(|e| e.to_string()),
+            ));
+        }
         rep.probe = Some(probe);
         rep.guest_location = if ok {
             GuestLocation::Source
@@ -588,9 +576,7 @@ pub fn migrate_check(
         progress,
         boots: [0, 0],
         console_logs: Vec::new(),
-        udp,
-        target,
-        next_req: 0,
+        guest: GuestClient::new(udp, target, cancel.clone()),
     };
     let mut report = Report {
         backend: "qemu".into(),

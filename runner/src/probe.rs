@@ -50,7 +50,9 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Starts probing `target` from `sock` (created inside the namespace).
+    /// Starts probing `target` from `sock` (created inside the namespace) and
+    /// returns once the first answer came back (or after a second without
+    /// one), so that the probe certainly covers what follows.
     pub fn start(
         sock: UdpSocket,
         target: SocketAddr,
@@ -59,7 +61,9 @@ impl Probe {
         sock.set_read_timeout(Some(Duration::from_millis(1)))?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
-        let handle = std::thread::spawn(move || run(&sock, target, interval, &flag));
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let handle = std::thread::spawn(move || run(&sock, target, interval, &flag, &ready_tx));
+        let _ = ready.recv_timeout(Duration::from_secs(2));
         Ok(Probe { stop, handle })
     }
 
@@ -75,6 +79,7 @@ fn run(
     target: SocketAddr,
     interval: Duration,
     stop: &AtomicBool,
+    ready: &std::sync::mpsc::Sender<()>,
 ) -> ProbeSummary {
     let start = Instant::now();
     let mut next_send = start;
@@ -82,6 +87,9 @@ fn run(
     let mut answers: Vec<Duration> = Vec::new();
     let mut buf = [0u8; 2048];
     while !stop.load(Ordering::SeqCst) {
+        if answers.is_empty() && start.elapsed() > Duration::from_secs(1) {
+            let _ = ready.send(());
+        }
         let now = Instant::now();
         if now >= next_send {
             if sock
@@ -102,6 +110,9 @@ fn run(
         if let Ok((n, from)) = sock.recv_from(&mut buf) {
             if from == target && n > 0 {
                 answers.push(start.elapsed());
+                if answers.len() == 1 {
+                    let _ = ready.send(());
+                }
             }
         }
     }

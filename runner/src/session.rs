@@ -4,16 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::cancel::Cancel;
 use crate::manifest::Manifest;
 use crate::qemu::accel;
 use crate::qemu::argv::{Accel, Console, VmConfig};
-use crate::qemu::process::{ProcessError, QemuProcess};
+use crate::qemu::process::QemuProcess;
 use crate::qemu::version::{self, QemuVersion, VersionError};
 use crate::qmp::Qmp;
-
-/// How long QEMU may take to open its QMP socket.
-const QMP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Errors preparing a session.
 #[derive(Debug, thiserror::Error)]
@@ -112,20 +108,6 @@ pub struct Vm {
 }
 
 impl Vm {
-    /// Spawns QEMU in `netns` and connects to its QMP socket.
-    pub fn start(
-        host: &Host,
-        cfg: &VmConfig,
-        name: &str,
-        slot: usize,
-        netns: &str,
-        cancel: &Cancel,
-    ) -> Result<Vm, ProcessError> {
-        let mut process = QemuProcess::spawn(&host.qemu, name, cfg, Some(netns))?;
-        let qmp = process.connect_qmp(QMP_TIMEOUT, cancel)?;
-        Ok(Vm { qmp, process, slot })
-    }
-
     pub fn name(&self) -> &str {
         self.process.name()
     }

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cancel::Cancel;
+use crate::checks::Snapshot;
+
 /// Errors talking to the status service.
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -99,6 +102,61 @@ pub fn udp_status(
             }
             Err(e) => return Err(io(e)),
         }
+    }
+}
+
+/// The status service of one guest, asked over UDP with retries. Backend-
+/// agnostic: the socket only has to reach the guest (for QEMU it is created
+/// inside the runner's namespace).
+#[derive(Debug)]
+pub struct GuestClient {
+    udp: UdpSocket,
+    target: SocketAddr,
+    next_req: u64,
+    cancel: Cancel,
+}
+
+impl GuestClient {
+    pub fn new(udp: UdpSocket, target: SocketAddr, cancel: Cancel) -> GuestClient {
+        GuestClient {
+            udp,
+            target,
+            next_req: 0,
+            cancel,
+        }
+    }
+
+    /// The guest's status service address.
+    pub fn target(&self) -> SocketAddr {
+        self.target
+    }
+
+    /// Asks for the status (`status <n>`), retrying every 300 ms until
+    /// `within` has passed or the run is cancelled.
+    pub fn ask(&mut self, within: Duration) -> Result<GuestStatus, StatusError> {
+        let start = Instant::now();
+        loop {
+            self.next_req += 1;
+            let req = format!("status {}", self.next_req);
+            let left = within.saturating_sub(start.elapsed());
+            match udp_status(
+                &self.udp,
+                self.target,
+                &req,
+                left.min(Duration::from_millis(300)),
+            ) {
+                Ok(s) => return Ok(s),
+                Err(e) if start.elapsed() >= within || self.cancel.is_set() => return Err(e),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// [`GuestClient::ask`] as a check input: the snapshot, or why there is none.
+    pub fn snapshot(&mut self, within: Duration) -> Result<Snapshot, String> {
+        self.ask(within)
+            .map(|s| Snapshot::from(&s))
+            .map_err(|e| e.to_string())
     }
 }
 

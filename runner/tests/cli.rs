@@ -63,6 +63,11 @@ fn refuses_qemu_7_2_with_the_reason() {
     assert!(err.contains("QEMU 7.2.15 is too old"), "{err}");
     assert!(err.contains("crashed the destination guest"), "{err}");
     assert!(err.contains("bookworm-backports"), "{err}");
+    // With --json, stdout still carries a verdict for CI.
+    let out = run(&[], &dir, &["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["passed"], false);
+    assert!(v["error"].as_str().unwrap().contains("too old"), "{v}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -300,7 +300,36 @@ fn killed_destination_leaves_guest_on_source() {
     let on_src = check(leg, "guest-on-source");
     assert_eq!(on_src["passed"], true, "{on_src}");
     assert_eq!(r["guest_location"], "source");
+    // The resumed source's dirtied memory is intact.
+    assert_eq!(check(leg, "memory-intact")["passed"], true, "{leg}");
     assert_eq!(r["passed"], false);
     assert!(process_gone(src) && process_gone(dst));
+    assert!(namespace_gone(&ns));
+}
+
+#[test]
+fn sigkilled_run_leaves_no_qemu_and_next_run_removes_its_namespace() {
+    let _g = serial();
+    let Some(dir) = guest() else { return };
+    let dir = dir.to_str().unwrap();
+    let mut run = Running::start(&["migrate-check", dir]);
+    let ns = namespace_of(&run.wait_for("namespace ", Duration::from_secs(60)));
+    let qemu = pid_of(&run.wait_for("source qemu-a started", Duration::from_secs(60)));
+    // SIGKILL: no handler runs; QEMU dies with its parent (PR_SET_PDEATHSIG).
+    run.signal(rustix::process::Signal::KILL);
+    let (code, _, _) = run.finish();
+    assert_eq!(code, -1);
+    let start = Instant::now();
+    while !process_gone(qemu) && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(process_gone(qemu), "QEMU {qemu} outlived a SIGKILLed imgrun");
+    assert!(!namespace_gone(&ns), "namespace {ns} should still exist before the next run");
+    // The next run removes namespaces of dead imgrun processes.
+    let mut next = Running::start(&["migrate-check", dir]);
+    next.wait_for(&format!("removed namespace {ns}"), Duration::from_secs(60));
+    next.signal(rustix::process::Signal::TERM);
+    let (code, _, seen) = next.finish();
+    assert_eq!(code, 130, "{}", seen.join("\n"));
     assert!(namespace_gone(&ns));
 }

@@ -16,6 +16,16 @@ HOST1_ADDR=$NET_PREFIX.11
 HOST2_ADDR=$NET_PREFIX.12
 HOST_MEM_MIB=${IMGXEN_HOST_MEM_MIB:-2560}
 DOM0_MEM_MIB=${IMGXEN_DOM0_MEM_MIB:-1024}
+# No mergeable rx buffers and no checksum/segmentation offloads: with them,
+# the PV dom0 (virtio DMA through swiotlb-xen) accepted corrupted TCP data
+# while its bridge forwarded traffic to a guest's vif (ssh failed with
+# "incorrect signature"). Without them the dom0 verifies every checksum.
+NIC_OPTS=${IMGXEN_NIC_OPTS:-mrg_rxbuf=off,csum=off,guest_csum=off,gso=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off,host_tso4=off,host_tso6=off,host_ecn=off,host_ufo=off}
+# -smap off: plain `max` crashes dom0 on its first page fault. AVX off: with
+# it, dom0 computed wrong results (ssh: "incorrect signature") whenever a guest
+# was running, i.e. vector state is not kept across Xen's vCPU switches
+# under TCG.
+HOST_CPU=${IMGXEN_CPU:-max,-smap,-avx,-avx2}
 QEMU_PIDS=()
 NS_CREATED=
 
@@ -104,7 +114,7 @@ host_boot() {
     local n=$1 addr
     addr=$(host_addr "$n")
     local args=(
-        qemu-system-x86_64 -accel tcg -cpu max,-smap -smp 1 -m "$HOST_MEM_MIB"
+        qemu-system-x86_64 -accel tcg -cpu "$HOST_CPU" -smp 1 -m "$HOST_MEM_MIB"
         -nodefaults -no-user-config -display none -no-reboot
         -name "imgxen-host$n" -pidfile "$RUN_DIR/host$n.pid"
         -serial "file:$RUN_DIR/host$n.console"
@@ -112,7 +122,7 @@ host_boot() {
         -append "console=com1 com1=115200,8n1 dom0_mem=${DOM0_MEM_MIB}M,max:${DOM0_MEM_MIB}M dom0_max_vcpus=1 loglvl=all guest_loglvl=all noreboot"
         -initrd "$DOM0_KERNEL console=hvc0 quiet imgxen.name=xenhost$n imgxen.addr=$addr/$NET_LEN,$DOM0_ROOT"
         -netdev "tap,id=n0,ifname=xtap$n,script=no,downscript=no"
-        -device "virtio-net-pci,netdev=n0,mac=52:54:00:9e:00:1$n"
+        -device "virtio-net-pci,netdev=n0,mac=52:54:00:9e:00:1$n,$NIC_OPTS"
         -virtfs "local,path=$RUN_DIR/share,mount_tag=imgrun,security_model=none,id=run"
     )
     if [ -n "${ART_DIR:-}" ]; then

@@ -44,7 +44,11 @@ impl fmt::Display for RecipeError {
         match (self.loc.line, self.key.is_empty()) {
             (0, true) => write!(f, "{file}: {}", self.message),
             (0, false) => write!(f, "{file}: key `{}`: {}", self.key, self.message),
-            (_, true) => write!(f, "{file}:{}:{}: {}", self.loc.line, self.loc.column, self.message),
+            (_, true) => write!(
+                f,
+                "{file}:{}:{}: {}",
+                self.loc.line, self.loc.column, self.message
+            ),
             (_, false) => write!(
                 f,
                 "{file}:{}:{}: key `{}`: {}",
@@ -64,7 +68,10 @@ pub struct Diag {
 impl Diag {
     /// A diagnostic context for `file` whose contents are `text`.
     pub fn new(file: &Path, text: &str) -> Diag {
-        Diag { file: file.to_path_buf(), text: text.to_owned() }
+        Diag {
+            file: file.to_path_buf(),
+            text: text.to_owned(),
+        }
     }
 
     /// The recipe file.
@@ -115,7 +122,9 @@ impl Diag {
         let offset = offset.min(self.text.len());
         let before = self.text.get(..offset).unwrap_or("");
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let line_end = self.text[offset..].find('\n').map_or(self.text.len(), |i| offset + i);
+        let line_end = self.text[offset..]
+            .find('\n')
+            .map_or(self.text.len(), |i| offset + i);
         let line = &self.text[line_start..line_end];
         let trimmed = line.trim_start();
         if trimmed.starts_with('[') {
@@ -175,7 +184,8 @@ mod tests {
 
     #[test]
     fn key_at_finds_table_and_key() {
-        let t = "[guest]\nname = \"x\"\n[[rootfs.files]]\ndest = \"/a\"\n[[rootfs.files]]\nmode = 7\n";
+        let t =
+            "[guest]\nname = \"x\"\n[[rootfs.files]]\ndest = \"/a\"\n[[rootfs.files]]\nmode = 7\n";
         let d = Diag::new(Path::new("r.toml"), t);
         assert_eq!(d.key_at(t.find("\"x\"").unwrap()), "guest.name");
         assert_eq!(d.key_at(t.find("7").unwrap()), "rootfs.files[1].mode");

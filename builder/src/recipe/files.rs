@@ -52,7 +52,9 @@ impl FileKind {
 /// resolves `..`, and refuses paths that are relative or escape the root.
 pub fn normalise_dest(dest: &str) -> Result<String, String> {
     if !dest.starts_with('/') {
-        return Err(format!("`{dest}` must be an absolute path inside the image (start with /)"));
+        return Err(format!(
+            "`{dest}` must be an absolute path inside the image (start with /)"
+        ));
     }
     if dest.contains('\0') {
         return Err(format!("`{dest}` contains a NUL byte"));
@@ -67,7 +69,9 @@ pub fn normalise_dest(dest: &str) -> Result<String, String> {
                 }
             }
             c if c.len() > 255 => {
-                return Err(format!("`{dest}`: component `{c}` is longer than 255 bytes"));
+                return Err(format!(
+                    "`{dest}`: component `{c}` is longer than 255 bytes"
+                ));
             }
             c => parts.push(c),
         }
@@ -80,13 +84,23 @@ pub fn parse_mode(v: &toml::Value) -> Result<u16, String> {
     let n = match v {
         toml::Value::String(s) => {
             let t = s.trim_start_matches("0o");
-            u32::from_str_radix(t, 8).map_err(|_| format!("`{s}` is not an octal mode like \"0644\""))?
+            u32::from_str_radix(t, 8)
+                .map_err(|_| format!("`{s}` is not an octal mode like \"0644\""))?
         }
-        toml::Value::Integer(i) => u32::try_from(*i).map_err(|_| format!("mode {i} is negative"))?,
-        other => return Err(format!("mode must be an octal string like \"0644\", not {}", other.type_str())),
+        toml::Value::Integer(i) => {
+            u32::try_from(*i).map_err(|_| format!("mode {i} is negative"))?
+        }
+        other => {
+            return Err(format!(
+                "mode must be an octal string like \"0644\", not {}",
+                other.type_str()
+            ));
+        }
     };
     if n > 0o7777 {
-        return Err(format!("mode {n:o} has bits beyond 07777 (only permission, setuid, setgid and sticky bits)"));
+        return Err(format!(
+            "mode {n:o} has bits beyond 07777 (only permission, setuid, setgid and sticky bits)"
+        ));
     }
     Ok(n as u16)
 }
@@ -97,7 +111,9 @@ pub fn parse_owner(s: &str) -> Result<(u32, u32), String> {
         match part {
             "root" => Ok(0),
             p => p.parse().map_err(|_| {
-                format!("`{whole}` is not an owner: use \"root\", \"uid\" or \"uid:gid\" with numbers")
+                format!(
+                    "`{whole}` is not an owner: use \"root\", \"uid\" or \"uid:gid\" with numbers"
+                )
             }),
         }
     }
@@ -119,8 +135,16 @@ mod tests {
         assert_eq!(normalise_dest("/etc//motd").unwrap(), "/etc/motd");
         assert_eq!(normalise_dest("/a/./b/../c/").unwrap(), "/a/c");
         assert_eq!(normalise_dest("/").unwrap(), "/");
-        assert!(normalise_dest("/../etc/passwd").unwrap_err().contains("escapes"));
-        assert!(normalise_dest("/a/../../b").unwrap_err().contains("escapes"));
+        assert!(
+            normalise_dest("/../etc/passwd")
+                .unwrap_err()
+                .contains("escapes")
+        );
+        assert!(
+            normalise_dest("/a/../../b")
+                .unwrap_err()
+                .contains("escapes")
+        );
         assert!(normalise_dest("etc/motd").unwrap_err().contains("absolute"));
     }
 

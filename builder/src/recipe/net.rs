@@ -29,16 +29,20 @@ impl Cidr {
 }
 
 fn mask(prefix: u8) -> u32 {
-    if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) }
+    if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix))
+    }
 }
 
 impl FromStr for Cidr {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Cidr, String> {
-        let (a, p) = s
-            .split_once('/')
-            .ok_or_else(|| format!("`{s}` is not in CIDR form: expected address/prefix, e.g. \"10.99.0.2/24\""))?;
+        let (a, p) = s.split_once('/').ok_or_else(|| {
+            format!("`{s}` is not in CIDR form: expected address/prefix, e.g. \"10.99.0.2/24\"")
+        })?;
         let addr: Ipv4Addr = a
             .parse()
             .map_err(|_| format!("`{s}`: `{a}` is not an IPv4 address"))?;
@@ -52,10 +56,14 @@ impl FromStr for Cidr {
         }
         let host = u32::from(addr) & !mask(prefix);
         if prefix < 31 && host == 0 {
-            return Err(format!("`{s}` is the network address of its subnet, not a host address"));
+            return Err(format!(
+                "`{s}` is the network address of its subnet, not a host address"
+            ));
         }
         if prefix < 31 && host == !mask(prefix) {
-            return Err(format!("`{s}` is the broadcast address of its subnet, not a host address"));
+            return Err(format!(
+                "`{s}` is the broadcast address of its subnet, not a host address"
+            ));
         }
         if addr.is_multicast() || addr.is_unspecified() || addr.is_broadcast() {
             return Err(format!("`{s}` is not a unicast host address"));
@@ -90,11 +98,15 @@ impl FromStr for Mac {
         let parts: Vec<&str> = s.split([':', '-']).collect();
         let mut b = [0u8; 6];
         if parts.len() != 6 {
-            return Err(format!("`{s}` is not a MAC address: expected six hex bytes like 00:16:3e:12:34:56"));
+            return Err(format!(
+                "`{s}` is not a MAC address: expected six hex bytes like 00:16:3e:12:34:56"
+            ));
         }
         for (i, p) in parts.iter().enumerate() {
             if p.len() != 2 {
-                return Err(format!("`{s}` is not a MAC address: `{p}` is not two hex digits"));
+                return Err(format!(
+                    "`{s}` is not a MAC address: `{p}` is not two hex digits"
+                ));
             }
             b[i] = u8::from_str_radix(p, 16)
                 .map_err(|_| format!("`{s}` is not a MAC address: `{p}` is not two hex digits"))?;
@@ -105,7 +117,9 @@ impl FromStr for Mac {
             ));
         }
         if b == [0; 6] {
-            return Err(format!("`{s}` is the all-zero MAC, not a usable unicast address"));
+            return Err(format!(
+                "`{s}` is the all-zero MAC, not a usable unicast address"
+            ));
         }
         Ok(Mac(b))
     }
@@ -156,9 +170,24 @@ mod tests {
     fn mac_parse_and_reject() {
         let m: Mac = "00:16:3E:01:02:03".parse().unwrap();
         assert_eq!(m.to_string(), "00:16:3e:01:02:03");
-        assert!("01:00:5e:00:00:01".parse::<Mac>().unwrap_err().contains("multicast"));
-        assert!("ff:ff:ff:ff:ff:ff".parse::<Mac>().unwrap_err().contains("multicast"));
-        assert!("00:00:00:00:00:00".parse::<Mac>().unwrap_err().contains("all-zero"));
+        assert!(
+            "01:00:5e:00:00:01"
+                .parse::<Mac>()
+                .unwrap_err()
+                .contains("multicast")
+        );
+        assert!(
+            "ff:ff:ff:ff:ff:ff"
+                .parse::<Mac>()
+                .unwrap_err()
+                .contains("multicast")
+        );
+        assert!(
+            "00:00:00:00:00:00"
+                .parse::<Mac>()
+                .unwrap_err()
+                .contains("all-zero")
+        );
         assert!("00:16:3e:01:02".parse::<Mac>().is_err());
         assert!("00:16:3e:01:02:zz".parse::<Mac>().is_err());
     }

@@ -8,9 +8,13 @@ pub fn parse_bytes(s: &str, allow_bare: bool) -> Result<u64, String> {
     let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(digits_end);
     if num.is_empty() {
-        return Err(format!("`{s}` is not a size: expected a number and a unit such as \"512M\""));
+        return Err(format!(
+            "`{s}` is not a size: expected a number and a unit such as \"512M\""
+        ));
     }
-    let n: u64 = num.parse().map_err(|_| format!("`{s}`: number too large"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}`: number too large"))?;
     let shift = match unit.trim().to_ascii_uppercase().as_str() {
         "" if allow_bare => 0,
         "" => {
@@ -25,7 +29,8 @@ pub fn parse_bytes(s: &str, allow_bare: bool) -> Result<u64, String> {
         "T" | "TB" | "TIB" => 40,
         other => return Err(format!("`{s}`: unknown unit `{other}` (use K, M, G or T)")),
     };
-    n.checked_mul(1u64 << shift).ok_or_else(|| format!("`{s}` is too large"))
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("`{s}` is too large"))
 }
 
 /// Human form of a byte count, e.g. `1 GiB`, `37.5 MiB`.
@@ -55,7 +60,11 @@ mod tests {
         assert_eq!(parse_bytes("2GiB", false), Ok(2 << 30));
         assert_eq!(parse_bytes("4096", true), Ok(4096));
         assert!(parse_bytes("512", false).unwrap_err().contains("no unit"));
-        assert!(parse_bytes("12Q", false).unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_bytes("12Q", false)
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(parse_bytes("M", false).is_err());
         assert!(parse_bytes("99999999999T", false).is_err());
     }

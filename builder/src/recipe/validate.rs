@@ -47,7 +47,13 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
         Some(v) => u32::try_from(*v.get_ref())
             .ok()
             .filter(|n| (1..=512).contains(n))
-            .ok_or_else(|| d.at(&v.span(), "guest.vcpus", format!("{} vCPUs: must be 1 to 512", v.get_ref())))?,
+            .ok_or_else(|| {
+                d.at(
+                    &v.span(),
+                    "guest.vcpus",
+                    format!("{} vCPUs: must be 1 to 512", v.get_ref()),
+                )
+            })?,
     };
     let hostname = match &g.hostname {
         None => name.clone(),
@@ -56,16 +62,38 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
             h.get_ref().clone()
         }
     };
-    let guest = Guest { name: name.clone(), memory_mib, vcpus, hostname };
+    let guest = Guest {
+        name: name.clone(),
+        memory_mib,
+        vcpus,
+        hostname,
+    };
 
     // [inputs]
-    let kernel = input(&d, &dir, raw.inputs.kernel.as_ref(), "inputs.kernel", DEFAULT_KERNEL_PACKAGE, true)?;
-    let busybox = input(&d, &dir, raw.inputs.busybox.as_ref(), "inputs.busybox", DEFAULT_BUSYBOX_PACKAGE, false)?;
+    let kernel = input(
+        &d,
+        &dir,
+        raw.inputs.kernel.as_ref(),
+        "inputs.kernel",
+        DEFAULT_KERNEL_PACKAGE,
+        true,
+    )?;
+    let busybox = input(
+        &d,
+        &dir,
+        raw.inputs.busybox.as_ref(),
+        "inputs.busybox",
+        DEFAULT_BUSYBOX_PACKAGE,
+        false,
+    )?;
     let inputs = Inputs { kernel, busybox };
 
     // [rootfs]
     let size = match &raw.rootfs.size {
-        None => Located { value: Size::Auto, loc: Default::default() },
+        None => Located {
+            value: Size::Auto,
+            loc: Default::default(),
+        },
         Some(s) => {
             let v = if s.get_ref().trim().eq_ignore_ascii_case("auto") {
                 Size::Auto
@@ -74,21 +102,35 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
                     d.at(&s.span(), "rootfs.size", format!("{m}; or write \"auto\""))
                 })?)
             };
-            Located { value: v, loc: at(&s.span()) }
+            Located {
+                value: v,
+                loc: at(&s.span()),
+            }
         }
     };
     let label = match &raw.rootfs.label {
         None => default_label(&name),
         Some(l) => {
             if l.get_ref().len() > 16 {
-                return Err(d.at(&l.span(), "rootfs.label", format!("`{}` is {} bytes; an ext4 label holds at most 16", l.get_ref(), l.get_ref().len())));
+                return Err(d.at(
+                    &l.span(),
+                    "rootfs.label",
+                    format!(
+                        "`{}` is {} bytes; an ext4 label holds at most 16",
+                        l.get_ref(),
+                        l.get_ref().len()
+                    ),
+                ));
             }
             l.get_ref().clone()
         }
     };
     let mut files = Vec::new();
     for (i, f) in raw.rootfs.files.iter().enumerate() {
-        files.push(Located { value: extra_file(&d, &dir, f, i)?, loc: at(&f.span()) });
+        files.push(Located {
+            value: extra_file(&d, &dir, f, i)?,
+            loc: at(&f.span()),
+        });
     }
     let rootfs = Rootfs { size, label, files };
 
@@ -98,9 +140,16 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
             .map(|m| {
                 let n = m.get_ref().trim();
                 if n.is_empty() || n.contains('/') || n.contains(char::is_whitespace) {
-                    Err(d.at(&m.span(), key, format!("`{}` is not a module name", m.get_ref())))
+                    Err(d.at(
+                        &m.span(),
+                        key,
+                        format!("`{}` is not a module name", m.get_ref()),
+                    ))
                 } else {
-                    Ok(Located { value: n.to_owned(), loc: at(&m.span()) })
+                    Ok(Located {
+                        value: n.to_owned(),
+                        loc: at(&m.span()),
+                    })
                 }
             })
             .collect()
@@ -124,40 +173,77 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
                 None => None,
                 Some(g) => {
                     let ip: std::net::Ipv4Addr = g.get_ref().parse().map_err(|_| {
-                        d.at(&g.span(), "network.gateway", format!("`{}` is not an IPv4 address", g.get_ref()))
+                        d.at(
+                            &g.span(),
+                            "network.gateway",
+                            format!("`{}` is not an IPv4 address", g.get_ref()),
+                        )
                     })?;
                     if !address.contains(ip) {
-                        return Err(d.at(&g.span(), "network.gateway", format!("gateway {ip} is outside {address}")));
+                        return Err(d.at(
+                            &g.span(),
+                            "network.gateway",
+                            format!("gateway {ip} is outside {address}"),
+                        ));
                     }
                     if ip == address.addr {
-                        return Err(d.at(&g.span(), "network.gateway", format!("gateway {ip} is the guest's own address")));
+                        return Err(d.at(
+                            &g.span(),
+                            "network.gateway",
+                            format!("gateway {ip} is the guest's own address"),
+                        ));
                     }
                     Some(ip)
                 }
             };
             let mac = match &n.mac {
                 None => Mac::for_guest(&name),
-                Some(m) => m.get_ref().parse().map_err(|e: String| d.at(&m.span(), "network.mac", e))?,
+                Some(m) => m
+                    .get_ref()
+                    .parse()
+                    .map_err(|e: String| d.at(&m.span(), "network.mac", e))?,
             };
-            Some(Network { address, gateway, mac })
+            Some(Network {
+                address,
+                gateway,
+                mac,
+            })
         }
     };
 
     // [xen]
     let x = &raw.xen;
-    let action = |v: &Option<Spanned<String>>, key: &str, default: &str| -> Result<String, RecipeError> {
-        match v {
-            None => Ok(default.to_owned()),
-            Some(a) if XL_ACTIONS.contains(&a.get_ref().as_str()) => Ok(a.get_ref().clone()),
-            Some(a) => Err(d.at(&a.span(), key, format!("`{}` is not an xl action; one of: {}", a.get_ref(), XL_ACTIONS.join(", ")))),
-        }
-    };
+    let action =
+        |v: &Option<Spanned<String>>, key: &str, default: &str| -> Result<String, RecipeError> {
+            match v {
+                None => Ok(default.to_owned()),
+                Some(a) if XL_ACTIONS.contains(&a.get_ref().as_str()) => Ok(a.get_ref().clone()),
+                Some(a) => Err(d.at(
+                    &a.span(),
+                    key,
+                    format!(
+                        "`{}` is not an xl action; one of: {}",
+                        a.get_ref(),
+                        XL_ACTIONS.join(", ")
+                    ),
+                )),
+            }
+        };
     let bridge = match &x.bridge {
         None => "xenbr0".to_owned(),
         Some(b) => {
             let v = b.get_ref();
-            if v.is_empty() || v.len() > 15 || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                return Err(d.at(&b.span(), "xen.bridge", format!("`{v}` is not a Linux interface name (1-15 of A-Z a-z 0-9 - _ .)")));
+            if v.is_empty()
+                || v.len() > 15
+                || !v
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(d.at(
+                    &b.span(),
+                    "xen.bridge",
+                    format!("`{v}` is not a Linux interface name (1-15 of A-Z a-z 0-9 - _ .)"),
+                ));
             }
             v.clone()
         }
@@ -167,7 +253,11 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
         Some(t) => {
             let v = t.get_ref();
             if !v.starts_with('/') || v.contains([',', '\'', '"']) {
-                return Err(d.at(&t.span(), "xen.disk_target", format!("`{v}` must be an absolute path without commas or quotes")));
+                return Err(d.at(
+                    &t.span(),
+                    "xen.disk_target",
+                    format!("`{v}` must be an absolute path without commas or quotes"),
+                ));
             }
             Some(v.clone())
         }
@@ -184,7 +274,9 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
     let i = &raw.init;
     let shell = match &i.shell {
         None => "/bin/sh".to_owned(),
-        Some(s) if s.get_ref().trim().is_empty() => return Err(d.at(&s.span(), "init.shell", "the shell command is empty")),
+        Some(s) if s.get_ref().trim().is_empty() => {
+            return Err(d.at(&s.span(), "init.shell", "the shell command is empty"));
+        }
         Some(s) => s.get_ref().clone(),
     };
     let root_wait_secs = match &i.root_wait {
@@ -199,17 +291,30 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
         let s = s.get_ref();
         let key = format!("init.services[{n}]");
         if s.command.get_ref().is_empty() || s.command.get_ref()[0].is_empty() {
-            return Err(d.at(&s.command.span(), &format!("{key}.command"), "the command is empty"));
+            return Err(d.at(
+                &s.command.span(),
+                &format!("{key}.command"),
+                "the command is empty",
+            ));
         }
         let restart = match &s.restart {
             None => Restart::Respawn,
             Some(r) => match r.get_ref().as_str() {
                 "once" => Restart::Once,
                 "respawn" => Restart::Respawn,
-                other => return Err(d.at(&r.span(), &format!("{key}.restart"), format!("`{other}`: expected \"once\" or \"respawn\""))),
+                other => {
+                    return Err(d.at(
+                        &r.span(),
+                        &format!("{key}.restart"),
+                        format!("`{other}`: expected \"once\" or \"respawn\""),
+                    ));
+                }
             },
         };
-        services.push(Service { command: s.command.get_ref().clone(), restart });
+        services.push(Service {
+            command: s.command.get_ref().clone(),
+            restart,
+        });
     }
     let (status_enabled, status_port) = match &i.status {
         None => (true, DEFAULT_STATUS_PORT),
@@ -219,12 +324,24 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
                 Some(p) => u16::try_from(*p.get_ref())
                     .ok()
                     .filter(|p| *p != 0)
-                    .ok_or_else(|| d.at(&p.span(), "init.status.port", format!("{} is not a TCP/UDP port (1-65535)", p.get_ref())))?,
+                    .ok_or_else(|| {
+                        d.at(
+                            &p.span(),
+                            "init.status.port",
+                            format!("{} is not a TCP/UDP port (1-65535)", p.get_ref()),
+                        )
+                    })?,
             };
             (st.enabled.unwrap_or(true), port)
         }
     };
-    let init = Init { shell, root_wait_secs, services, status_enabled, status_port };
+    let init = Init {
+        shell,
+        root_wait_secs,
+        services,
+        status_enabled,
+        status_port,
+    };
 
     Ok(Recipe {
         file: file.to_path_buf(),
@@ -242,7 +359,10 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
 
 /// The directory of the recipe file, absolute.
 fn recipe_dir(file: &Path) -> PathBuf {
-    let parent = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf())
 }
 
@@ -259,11 +379,15 @@ fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with(['.', '-'])
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(format!("`{name}` is not a guest name: use 1-64 of A-Z a-z 0-9 - _ . (not starting with . or -)"))
+        Err(format!(
+            "`{name}` is not a guest name: use 1-64 of A-Z a-z 0-9 - _ . (not starting with . or -)"
+        ))
     }
 }
 
@@ -271,9 +395,16 @@ fn check_hostname(h: &str) -> Result<(), String> {
     let ok = !h.is_empty()
         && h.len() <= 64
         && h.split('.').all(|l| {
-            !l.is_empty() && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         });
-    if ok { Ok(()) } else { Err(format!("`{h}` is not a valid hostname")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{h}` is not a valid hostname"))
+    }
 }
 
 /// Memory must carry a unit and be a whole number of MiB.
@@ -281,9 +412,16 @@ fn parse_memory(v: &toml::Value) -> Result<u64, String> {
     let s = match v {
         toml::Value::String(s) => s.clone(),
         toml::Value::Integer(i) => {
-            return Err(format!("{i} has no unit: write memory as a string with a unit, e.g. \"{i}M\""));
+            return Err(format!(
+                "{i} has no unit: write memory as a string with a unit, e.g. \"{i}M\""
+            ));
         }
-        other => return Err(format!("expected a size like \"512M\", found a {}", other.type_str())),
+        other => {
+            return Err(format!(
+                "expected a size like \"512M\", found a {}",
+                other.type_str()
+            ));
+        }
     };
     let bytes = parse_bytes(&s, false)?;
     if bytes % (1 << 20) != 0 {
@@ -291,7 +429,9 @@ fn parse_memory(v: &toml::Value) -> Result<u64, String> {
     }
     let mib = bytes >> 20;
     if mib < 32 {
-        return Err(format!("`{s}` is too little memory for a Linux guest (at least 32M)"));
+        return Err(format!(
+            "`{s}` is too little memory for a Linux guest (at least 32M)"
+        ));
     }
     Ok(mib)
 }
@@ -305,7 +445,13 @@ fn input(
     is_kernel: bool,
 ) -> Result<Located<Input>, RecipeError> {
     let Some(v) = v else {
-        return Ok(Located { value: Input::Package { name: default.to_owned(), version: None }, loc: Default::default() });
+        return Ok(Located {
+            value: Input::Package {
+                name: default.to_owned(),
+                version: None,
+            },
+            loc: Default::default(),
+        });
     };
     let span = v.span();
     let loc = d.loc(&span);
@@ -315,11 +461,17 @@ fn input(
             Some((n, ver)) => (n.trim(), Some(ver.trim().to_owned())),
             None => (spec.trim(), version),
         };
-        let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+        let ok = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
         if !ok {
             return Err(err(format!("`{spec}` is not a Debian package name")));
         }
-        Ok(Input::Package { name: name.to_owned(), version: ver.filter(|v| !v.is_empty()) })
+        Ok(Input::Package {
+            name: name.to_owned(),
+            version: ver.filter(|v| !v.is_empty()),
+        })
     };
     let value = match v.get_ref() {
         RawInput::Package(spec) => package(spec, None)?,
@@ -344,7 +496,10 @@ fn input(
                 let modules = t.modules.as_ref().map(|m| resolve(dir, m));
                 if let Some(m) = &modules {
                     if !m.is_dir() {
-                        return Err(err(format!("module tree `{}` is not a directory", m.display())));
+                        return Err(err(format!(
+                            "module tree `{}` is not a directory",
+                            m.display()
+                        )));
                     }
                 } else if is_kernel && path.is_file() {
                     return Err(err(format!(
@@ -376,15 +531,28 @@ fn resolve(dir: &Path, p: &str) -> PathBuf {
     out
 }
 
-fn extra_file(d: &Diag, dir: &Path, f: &Spanned<RawFile>, i: usize) -> Result<ExtraFile, RecipeError> {
+fn extra_file(
+    d: &Diag,
+    dir: &Path,
+    f: &Spanned<RawFile>,
+    i: usize,
+) -> Result<ExtraFile, RecipeError> {
     let key = |k: &str| format!("rootfs.files[{i}].{k}");
     let f = f.get_ref();
-    let dest = normalise_dest(f.dest.get_ref()).map_err(|m| d.at(&f.dest.span(), &key("dest"), m))?;
+    let dest =
+        normalise_dest(f.dest.get_ref()).map_err(|m| d.at(&f.dest.span(), &key("dest"), m))?;
     let mut kinds: Vec<(std::ops::Range<usize>, &str, FileKind)> = Vec::new();
     if let Some(s) = &f.source {
         let p = resolve(dir, s.get_ref());
         if !p.exists() {
-            return Err(d.at(&s.span(), &key("source"), format!("`{}` does not exist (paths are relative to the recipe file)", p.display())));
+            return Err(d.at(
+                &s.span(),
+                &key("source"),
+                format!(
+                    "`{}` does not exist (paths are relative to the recipe file)",
+                    p.display()
+                ),
+            ));
         }
         kinds.push((s.span(), "source", FileKind::Copy(p)));
     }
@@ -404,11 +572,25 @@ fn extra_file(d: &Diag, dir: &Path, f: &Spanned<RawFile>, i: usize) -> Result<Ex
     }
     if let Some(c) = &f.char_device {
         let v = c.get_ref();
-        kinds.push((c.span(), "char_device", FileKind::CharDevice { major: v.major, minor: v.minor }));
+        kinds.push((
+            c.span(),
+            "char_device",
+            FileKind::CharDevice {
+                major: v.major,
+                minor: v.minor,
+            },
+        ));
     }
     if let Some(c) = &f.block_device {
         let v = c.get_ref();
-        kinds.push((c.span(), "block_device", FileKind::BlockDevice { major: v.major, minor: v.minor }));
+        kinds.push((
+            c.span(),
+            "block_device",
+            FileKind::BlockDevice {
+                major: v.major,
+                minor: v.minor,
+            },
+        ));
     }
     if let Some(b) = &f.fifo {
         if *b.get_ref() {
@@ -424,11 +606,22 @@ fn extra_file(d: &Diag, dir: &Path, f: &Spanned<RawFile>, i: usize) -> Result<Ex
         }
         _ => {
             let names: Vec<&str> = kinds.iter().map(|k| k.1).collect();
-            return Err(d.at(&kinds[1].0, &key(kinds[1].1), format!("`{dest}` has several kinds ({}); give exactly one", names.join(", "))));
+            return Err(d.at(
+                &kinds[1].0,
+                &key(kinds[1].1),
+                format!(
+                    "`{dest}` has several kinds ({}); give exactly one",
+                    names.join(", ")
+                ),
+            ));
         }
     };
     if dest == "/" && kind != FileKind::Directory {
-        return Err(d.at(&f.dest.span(), &key("dest"), "only a directory can be placed at /"));
+        return Err(d.at(
+            &f.dest.span(),
+            &key("dest"),
+            "only a directory can be placed at /",
+        ));
     }
     let mode = match &f.mode {
         None => kind.default_mode(),
@@ -438,5 +631,11 @@ fn extra_file(d: &Diag, dir: &Path, f: &Spanned<RawFile>, i: usize) -> Result<Ex
         None => (0, 0),
         Some(o) => parse_owner(o.get_ref()).map_err(|e| d.at(&o.span(), &key("owner"), e))?,
     };
-    Ok(ExtraFile { dest, kind, mode, uid, gid })
+    Ok(ExtraFile {
+        dest,
+        kind,
+        mode,
+        uid,
+        gid,
+    })
 }

@@ -33,10 +33,16 @@ pub fn applets(busybox: &Path) -> Result<Vec<String>, AppletError> {
         .arg("--list-full")
         .env_clear()
         .output()
-        .map_err(|source| AppletError::Run { path: busybox.to_path_buf(), source })?;
+        .map_err(|source| AppletError::Run {
+            path: busybox.to_path_buf(),
+            source,
+        })?;
     let list = parse_list_full(&String::from_utf8_lossy(&out.stdout));
     if !out.status.success() || list.is_empty() {
-        return Err(AppletError::Empty { path: busybox.to_path_buf(), status: out.status.to_string() });
+        return Err(AppletError::Empty {
+            path: busybox.to_path_buf(),
+            status: out.status.to_string(),
+        });
     }
     Ok(list)
 }

@@ -71,29 +71,53 @@ pub fn plan(p: &RootfsParts<'_>) -> Plan {
     for (d, mode) in STANDARD_DIRS {
         plan.add(d, Node::Dir, mode);
     }
-    plan.add("/bin/busybox", Node::HostFile(p.busybox.to_path_buf()), 0o755);
+    plan.add(
+        "/bin/busybox",
+        Node::HostFile(p.busybox.to_path_buf()),
+        0o755,
+    );
     for a in p.applets {
         plan.add(a, Node::Symlink("/bin/busybox".to_owned()), 0o777);
     }
     plan.add("/dev/console", Node::CharDev(5, 1), 0o600);
     plan.add("/dev/null", Node::CharDev(1, 3), 0o666);
     let host = &p.recipe.guest.hostname;
-    plan.add("/etc/passwd", Node::Bytes(b"root:x:0:0:root:/root:/bin/sh\n".to_vec()), 0o644);
+    plan.add(
+        "/etc/passwd",
+        Node::Bytes(b"root:x:0:0:root:/root:/bin/sh\n".to_vec()),
+        0o644,
+    );
     plan.add("/etc/group", Node::Bytes(b"root:x:0:\n".to_vec()), 0o644);
-    plan.add("/etc/hostname", Node::Bytes(format!("{host}\n").into_bytes()), 0o644);
+    plan.add(
+        "/etc/hostname",
+        Node::Bytes(format!("{host}\n").into_bytes()),
+        0o644,
+    );
     plan.add(
         "/etc/hosts",
         Node::Bytes(format!("127.0.0.1\tlocalhost\n127.0.1.1\t{host}\n").into_bytes()),
         0o644,
     );
     plan.add("/sbin/init", Node::Bytes(p.init.to_vec()), 0o755);
-    plan.add("/etc/imgbuild/init.conf", Node::Bytes(p.init_conf.as_bytes().to_vec()), 0o644);
+    plan.add(
+        "/etc/imgbuild/init.conf",
+        Node::Bytes(p.init_conf.as_bytes().to_vec()),
+        0o644,
+    );
     let kdir = format!("/lib/modules/{}", p.kernel_version);
     plan.add(&kdir, Node::Dir, 0o755);
     for m in p.modules {
-        plan.add(&format!("{kdir}/{}", m.rel), Node::Bytes(m.bytes.clone()), 0o644);
+        plan.add(
+            &format!("{kdir}/{}", m.rel),
+            Node::Bytes(m.bytes.clone()),
+            0o644,
+        );
     }
-    plan.add(&format!("{kdir}/modules.dep"), Node::Bytes(p.modules_dep.as_bytes().to_vec()), 0o644);
+    plan.add(
+        &format!("{kdir}/modules.dep"),
+        Node::Bytes(p.modules_dep.as_bytes().to_vec()),
+        0o644,
+    );
     for f in &p.recipe.rootfs.files {
         let f = &f.value;
         let node = match &f.kind {
@@ -123,8 +147,15 @@ mod tests {
             "[guest]\nname = \"g\"\n[[rootfs.files]]\ndest = \"/sbin/init\"\ntext = \"mine\"\nmode = \"0700\"\nowner = \"5:6\"\n",
         )
         .unwrap();
-        let applets = vec!["/bin/sh".to_owned(), "/sbin/init".to_owned(), "/usr/bin/awk".to_owned()];
-        let modules = vec![ModuleFile { rel: "kernel/drivers/net/x.ko".into(), bytes: b"ko".to_vec() }];
+        let applets = vec![
+            "/bin/sh".to_owned(),
+            "/sbin/init".to_owned(),
+            "/usr/bin/awk".to_owned(),
+        ];
+        let modules = vec![ModuleFile {
+            rel: "kernel/drivers/net/x.ko".into(),
+            bytes: b"ko".to_vec(),
+        }];
         let parts = RootfsParts {
             recipe: &r,
             busybox: Path::new("/host/busybox"),
@@ -139,10 +170,22 @@ mod tests {
         assert_eq!(p.get("/tmp").unwrap().mode, 0o1777);
         assert_eq!(p.get("/dev/console").unwrap().node, Node::CharDev(5, 1));
         assert_eq!(p.get("/dev/null").unwrap().node, Node::CharDev(1, 3));
-        assert_eq!(p.get("/bin/sh").unwrap().node, Node::Symlink("/bin/busybox".into()));
-        assert_eq!(p.get("/usr/bin/awk").unwrap().node, Node::Symlink("/bin/busybox".into()));
-        assert_eq!(p.get("/etc/hostname").unwrap().node, Node::Bytes(b"g\n".to_vec()));
-        assert!(p.get("/lib/modules/6.1.0-9-amd64/kernel/drivers/net/x.ko").is_some());
+        assert_eq!(
+            p.get("/bin/sh").unwrap().node,
+            Node::Symlink("/bin/busybox".into())
+        );
+        assert_eq!(
+            p.get("/usr/bin/awk").unwrap().node,
+            Node::Symlink("/bin/busybox".into())
+        );
+        assert_eq!(
+            p.get("/etc/hostname").unwrap().node,
+            Node::Bytes(b"g\n".to_vec())
+        );
+        assert!(
+            p.get("/lib/modules/6.1.0-9-amd64/kernel/drivers/net/x.ko")
+                .is_some()
+        );
         assert!(p.get("/lib/modules/6.1.0-9-amd64/modules.dep").is_some());
         // The recipe's file wins over the init, with its mode and owner.
         let init = p.get("/sbin/init").unwrap();

@@ -67,16 +67,36 @@ impl Plan {
             parent.push_str(c);
             let replace = !matches!(self.entries.get(&parent), Some(e) if e.node == Node::Dir);
             if replace {
-                self.entries.insert(parent.clone(), PlanEntry { node: Node::Dir, mode: 0o755, uid: 0, gid: 0 });
+                self.entries.insert(
+                    parent.clone(),
+                    PlanEntry {
+                        node: Node::Dir,
+                        mode: 0o755,
+                        uid: 0,
+                        gid: 0,
+                    },
+                );
             }
         }
-        let path = if comps.is_empty() { "/".to_owned() } else { format!("/{}", comps.join("/")) };
+        let path = if comps.is_empty() {
+            "/".to_owned()
+        } else {
+            format!("/{}", comps.join("/"))
+        };
         if node != Node::Dir {
             // A non-directory replaces a directory and everything under it.
             let prefix = format!("{path}/");
             self.entries.retain(|k, _| !k.starts_with(&prefix));
         }
-        self.entries.insert(path, PlanEntry { node, mode, uid, gid });
+        self.entries.insert(
+            path,
+            PlanEntry {
+                node,
+                mode,
+                uid,
+                gid,
+            },
+        );
     }
 
     /// The entry at `path`.
@@ -118,7 +138,10 @@ mod tests {
         let mut p = Plan::new();
         p.add("/sbin/init", Node::Symlink("/bin/busybox".into()), 0o777);
         p.add("/sbin/init", Node::Bytes(b"ELF".to_vec()), 0o755);
-        assert_eq!(p.get("/sbin/init").unwrap().node, Node::Bytes(b"ELF".to_vec()));
+        assert_eq!(
+            p.get("/sbin/init").unwrap().node,
+            Node::Bytes(b"ELF".to_vec())
+        );
         p.add("/tmp", Node::Dir, 0o1777);
         assert_eq!(p.get("/tmp").unwrap().mode, 0o1777);
         // Parent creation does not reset an existing directory's mode.

@@ -2,14 +2,21 @@
 
 use std::path::{Path, PathBuf};
 
-use ext4fs_builder::{EntryKind, Error, FileData, FsBuilder, Metadata, Options, Timestamp, WriteReport};
+use ext4fs_builder::{
+    EntryKind, Error, FileData, FsBuilder, Metadata, Options, Timestamp, WriteReport,
+};
 
 use super::{Node, Plan};
 
 /// Adds every entry of `plan` to a new filesystem and writes it to `image`
 /// (via a temp file renamed into place by the writer). All timestamps are
 /// `epoch`.
-pub fn write(plan: &Plan, mut opts: Options, epoch: i64, image: &Path) -> Result<WriteReport, Error> {
+pub fn write(
+    plan: &Plan,
+    mut opts: Options,
+    epoch: i64,
+    image: &Path,
+) -> Result<WriteReport, Error> {
     opts.timestamp = Some(epoch);
     let ts = Timestamp::from_secs(epoch);
     let mut fs = FsBuilder::new(opts);
@@ -28,8 +35,14 @@ pub fn write(plan: &Plan, mut opts: Options, epoch: i64, image: &Path) -> Result
                 continue;
             }
             Node::Symlink(t) => EntryKind::Symlink(PathBuf::from(t)),
-            Node::CharDev(major, minor) => EntryKind::CharDev { major: *major, minor: *minor },
-            Node::BlockDev(major, minor) => EntryKind::BlockDev { major: *major, minor: *minor },
+            Node::CharDev(major, minor) => EntryKind::CharDev {
+                major: *major,
+                minor: *minor,
+            },
+            Node::BlockDev(major, minor) => EntryKind::BlockDev {
+                major: *major,
+                minor: *minor,
+            },
             Node::Fifo => EntryKind::Fifo,
         };
         fs.add(path, kind, meta)?;

@@ -98,6 +98,10 @@ pub fn tail(path: &Path, max: u64) -> String {
 impl QemuProcess {
     /// Starts QEMU. With `netns`, it runs inside that namespace (`ip netns exec`,
     /// which execs so the PID is QEMU's). Its stderr goes to `<console_log>.stderr`.
+    ///
+    /// QEMU gets SIGKILL when the *thread* that spawned it exits
+    /// (PR_SET_PDEATHSIG), so even a SIGKILLed imgrun leaves no VM behind;
+    /// spawn from a thread that outlives the VM.
     pub fn spawn(
         binary: &Path,
         name: &str,
