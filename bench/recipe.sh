@@ -39,8 +39,11 @@ hyperfine --warmup 1 --runs "$runs" --export-json "$work/h.json" \
 python3 - "$work/h.json" <<'PY'
 import json, sys
 for r in json.load(open(sys.argv[1]))["results"]:
-    print(f"median {r['command']:<26} {r['median']:.3f} s  (min {r['min']:.3f}, max {r['max']:.3f})")
+    print(f"median {r['command']:<26} {r['median']:.3f} s wall (min {r['min']:.3f}, max {r['max']:.3f}); "
+          f"mean CPU user {r['user']:.3f} s + sys {r['system']:.3f} s")
 PY
+echo "imgbuild's own step timings (one run):"
+IMGBUILD_TIMINGS=1 "$imgbuild" recipe --out "$work/out" recipes/busybox.toml 2>&1 >/dev/null | sed 's/^imgbuild: /  /'
 echo "peak RSS imgbuild recipe: $(/usr/bin/time -f '%M' "$imgbuild" recipe --out "$work/out" recipes/busybox.toml 2>&1 >/dev/null | tail -n1) KiB"
 echo "allocated rootfs.img: imgbuild $(du -k "$work/out/busybox/rootfs.img" | cut -f1) KiB, mke2fs $(du -k "$work/m.img" | cut -f1) KiB"
 echo "initrd: imgbuild $(stat -c %s "$work/out/busybox/initrd.img") bytes, by hand $(stat -c %s "$work/m.initrd") bytes"

@@ -33,7 +33,9 @@ pub enum Command {
 /// `imgbuild recipe`
 #[derive(Debug, Args)]
 pub struct RecipeArgs {
-    /// Only validate the recipe; build nothing.
+    /// Only validate: the recipe, its inputs (fetched into the cache), its
+    /// modules and sizes; the outputs are built in a scratch directory and
+    /// discarded, nothing is written to --out.
     #[arg(long)]
     pub check: bool,
     /// Print the manifest as JSON on stdout.

@@ -33,16 +33,32 @@ fn main() -> ExitCode {
 
 fn recipe(a: RecipeArgs) -> Result<()> {
     let recipe = Recipe::load(&a.file)?;
-    if a.check {
-        eprintln!("{}: ok (guest {})", a.file.display(), recipe.guest.name);
-        return Ok(());
-    }
     let opts = BuildOptions {
         out_root: a.out.clone(),
         cache: a.cache.clone().unwrap_or_else(pipeline::default_cache),
         progress: !a.json,
         epoch: pipeline::source_date_epoch()?,
     };
+    if a.check {
+        // Everything a build would find wrong (inputs, modules, sizes), with
+        // the outputs built in a scratch directory and thrown away.
+        let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+        let opts = BuildOptions {
+            out_root: scratch.path().to_path_buf(),
+            ..opts
+        };
+        let result = pipeline::build(&recipe, &opts)?;
+        if a.json {
+            print!("{}", result.manifest.to_json());
+        }
+        eprintln!(
+            "{}: ok (guest {}, kernel {}); nothing written",
+            a.file.display(),
+            recipe.guest.name,
+            result.manifest.kernel_version
+        );
+        return Ok(());
+    }
     let result = pipeline::build(&recipe, &opts)?;
     if a.json {
         print!("{}", result.manifest.to_json());

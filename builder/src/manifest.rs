@@ -33,14 +33,19 @@ pub struct GuestFacts {
     /// vCPUs.
     pub vcpus: u32,
     /// eth0 MAC.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
     /// eth0 address.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
     /// Prefix length.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix: Option<u8>,
     /// Gateway.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
-    /// Status service port (None when disabled).
+    /// Status service port (absent when the service is disabled).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status_port: Option<u16>,
     /// Kernel command line in the xl config.
     pub xen_cmdline: String,

@@ -244,6 +244,11 @@ pub fn build(recipe: &Recipe, opts: &BuildOptions) -> Result<BuildResult, BuildE
         )),
         e => BuildError::Rootfs(e),
     })?;
+    // Hash the (large) root image on the other core while the rest is built.
+    let rootfs_hash = {
+        let img = st("rootfs.img");
+        std::thread::spawn(move || OutputFile::of("rootfs.img", &img))
+    };
 
     // Initramfs.
     progress.step("initrd.img");
@@ -280,8 +285,12 @@ pub fn build(recipe: &Recipe, opts: &BuildOptions) -> Result<BuildResult, BuildE
 
     // Manifest.
     progress.step("sha256, manifest");
-    let mut outputs = Vec::new();
-    for f in ["rootfs.img", "initrd.img", "vmlinuz", cfg_name.as_str()] {
+    let rootfs_out = rootfs_hash
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("hashing thread panicked")))
+        .map_err(io_err(&st("rootfs.img")))?;
+    let mut outputs = vec![rootfs_out];
+    for f in ["initrd.img", "vmlinuz", cfg_name.as_str()] {
         outputs.push(OutputFile::of(f, &st(f)).map_err(io_err(&st(f)))?);
     }
     let manifest = manifest_for(recipe, opts.epoch, &kfiles.version, outputs);
@@ -509,5 +518,112 @@ fn manifest_for(recipe: &Recipe, epoch: i64, kver: &str, outputs: Vec<OutputFile
             root_label: recipe.rootfs.label.clone(),
         },
         outputs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::rootfs::ModuleFile;
+
+    fn set(rels: &[&str]) -> ModuleSet {
+        ModuleSet {
+            files: rels
+                .iter()
+                .map(|r| ModuleFile {
+                    rel: (*r).to_owned(),
+                    bytes: vec![1],
+                })
+                .collect(),
+            modules_dep: rels.iter().map(|r| format!("{r}:\n")).collect(),
+        }
+    }
+
+    #[test]
+    fn init_config_carries_the_recipe() {
+        let r = Recipe::parse(
+            Path::new("/r/g.toml"),
+            r#"
+[guest]
+name = "g"
+hostname = "h1"
+[network]
+address = "10.1.2.3/16"
+gateway = "10.1.0.1"
+mac = "00:16:3e:aa:bb:cc"
+[init]
+shell = "/bin/sh -l"
+root_wait = 7
+[[init.services]]
+command = ["/sbin/syslogd", "-n"]
+[[init.services]]
+command = ["/bin/echo", "hello world"]
+restart = "once"
+[init.status]
+enabled = false
+port = 6000
+"#,
+        )
+        .unwrap();
+        let s1 = set(&["kernel/a.ko"]);
+        let s2 = set(&["kernel/b.ko", "kernel/c.ko"]);
+        let c = init_config(&r, "6.1.0-9-amd64", Stage::Root, &s1, &s2);
+        // What the init will read back is what the recipe said.
+        let back = InitConfig::parse(&c.render()).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.stage, Stage::Root);
+        assert_eq!(back.kernel_version, "6.1.0-9-amd64");
+        assert_eq!(back.hostname.as_deref(), Some("h1"));
+        assert_eq!(back.stage1_modules, ["kernel/a.ko"]);
+        assert_eq!(back.stage2_modules, ["kernel/b.ko", "kernel/c.ko"]);
+        assert_eq!(back.root_wait_secs, 7);
+        assert_eq!(back.shell, ["/bin/sh", "-l"]);
+        let net = back.net.unwrap();
+        assert_eq!((net.iface.as_str(), net.prefix), ("eth0", 16));
+        assert_eq!(net.mac, Some([0x00, 0x16, 0x3e, 0xaa, 0xbb, 0xcc]));
+        assert_eq!(net.gateway, Some(std::net::Ipv4Addr::new(10, 1, 0, 1)));
+        assert_eq!(back.services.len(), 2);
+        assert_eq!(back.services[0].restart, InitRestart::Respawn);
+        assert_eq!(back.services[1].argv, ["/bin/echo", "hello world"]);
+        assert_eq!(back.services[1].restart, InitRestart::Once);
+        assert_eq!(
+            back.status,
+            StatusConfig {
+                enabled: false,
+                port: 6000
+            }
+        );
+    }
+
+    #[test]
+    fn initramfs_plan_has_what_stage_1_needs() {
+        let p = initramfs_plan(
+            b"ELF",
+            "stage = 1\n",
+            "6.1.0-9-amd64",
+            &set(&["kernel/drivers/block/virtio_blk.ko"]),
+        );
+        assert_eq!(p.get("/init").unwrap().node, Node::Bytes(b"ELF".to_vec()));
+        assert_eq!(p.get("/init").unwrap().mode, 0o755);
+        assert_eq!(p.get("/dev/console").unwrap().node, Node::CharDev(5, 1));
+        assert!(p.get("/etc/imgbuild/init.conf").is_some());
+        assert!(
+            p.get("/lib/modules/6.1.0-9-amd64/kernel/drivers/block/virtio_blk.ko")
+                .is_some()
+        );
+        assert_eq!(
+            p.get("/lib/modules/6.1.0-9-amd64/modules.dep")
+                .unwrap()
+                .node,
+            Node::Bytes(b"kernel/drivers/block/virtio_blk.ko:\n".to_vec())
+        );
+    }
+
+    #[test]
+    fn seed_is_stable_per_name() {
+        assert_eq!(seed_for("busybox"), seed_for("busybox"));
+        assert_ne!(seed_for("busybox"), seed_for("other"));
     }
 }

@@ -287,6 +287,19 @@ fn busybox_recipe_builds_a_bootable_reproducible_guest() {
         names.iter().any(|n| n.ends_with("/virtio_blk.ko")),
         "{listing}"
     );
+    // Debian's ext4 is a module: the initramfs needs it (and its deps) to mount the root.
+    for m in [
+        "/ext4.ko",
+        "/jbd2.ko",
+        "/mbcache.ko",
+        "/crc32c_generic.ko",
+        "/virtio_pci.ko",
+    ] {
+        assert!(
+            names.iter().any(|n| n.ends_with(m)),
+            "{m} not in initrd:\n{listing}"
+        );
+    }
     assert!(
         !names.iter().any(|n| n.ends_with("/xen-netfront.ko")),
         "network driver in initrd:\n{listing}"
@@ -490,6 +503,8 @@ fifo = true
 load = ["virtio_net"]
 [xen]
 bridge = "br0"
+disk_target = "/srv/xen/extras/rootfs.img"
+on_reboot = "destroy"
 "#,
             kernel_dir.display(),
             busybox_bin.display()
@@ -536,6 +551,13 @@ bridge = "br0"
         "{cfg}"
     );
     assert!(cfg.contains("vif = [ 'bridge=br0' ]\n"), "{cfg}");
+    assert!(
+        cfg.contains(
+            "disk = [ 'format=raw, vdev=xvda, access=rw, target=/srv/xen/extras/rootfs.img' ]\n"
+        ),
+        "{cfg}"
+    );
+    assert!(cfg.contains("on_reboot = \"destroy\"\n"), "{cfg}");
     assert!(
         cfg.contains("vcpus = 2\n") && cfg.contains("memory = 256\n"),
         "{cfg}"

@@ -45,7 +45,22 @@ impl BitSet {
 
     /// Number of set bits in `[start, end)`.
     pub fn count_ones(&self, start: u64, end: u64) -> u64 {
-        (start..end).filter(|&i| self.get(i)).count() as u64
+        let mut n = 0;
+        let mut i = start;
+        // Bit by bit up to a word boundary, then whole words, then the tail.
+        while i < end && i % 64 != 0 {
+            n += u64::from(self.get(i));
+            i += 1;
+        }
+        while i + 64 <= end {
+            n += u64::from(self.words[(i / 64) as usize].count_ones());
+            i += 64;
+        }
+        while i < end {
+            n += u64::from(self.get(i));
+            i += 1;
+        }
+        n
     }
 }
 
@@ -94,6 +109,8 @@ mod tests {
         }
         assert_eq!(s.next_clear(0), None);
         assert_eq!(s.count_ones(10, 20), 10);
+        assert_eq!(s.count_ones(1, 200), 199);
+        assert_eq!(s.count_ones(63, 129), 66);
     }
 
     #[test]

@@ -86,7 +86,7 @@ fn ids(opts: &Options, ts: Timestamp) -> ([u8; 16], [u8; 16]) {
     (opts.uuid.unwrap_or(uuid), hash)
 }
 
-/// A temp path next to the target: `.name.tmp-<pid>`.
+/// A temp path next to the target: `.name.tmp-<pid>-<n>`.
 fn temp_path(image: &Path) -> Result<PathBuf, Error> {
     let bad = |msg: &str| Error::Output {
         path: image.to_owned(),
@@ -104,7 +104,10 @@ fn temp_path(image: &Path) -> Result<PathBuf, Error> {
     }
     let mut tmp = std::ffi::OsString::from(".");
     tmp.push(name);
-    tmp.push(format!(".tmp-{}", std::process::id()));
+    // pid + per-process counter: concurrent builds never share a temp file.
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tmp.push(format!(".tmp-{}-{n}", std::process::id()));
     Ok(dir.join(tmp))
 }
 

@@ -81,7 +81,12 @@ fn rustix_minor(dev: u64) -> u32 {
     (((dev >> 12) & 0xFFFF_FF00) | (dev & 0xFF)) as u32
 }
 
-fn build_and_check(src: &Path, img: &Path, full_debugfs: bool) {
+fn build_and_check(
+    src: &Path,
+    img: &Path,
+    full_debugfs: bool,
+    patch: impl FnOnce(&mut BTreeMap<String, Expect>),
+) {
     let clamp = 1_750_000_000;
     let mut b = FsBuilder::new(Options {
         owner: OwnerPolicy::Keep,
@@ -101,6 +106,7 @@ fn build_and_check(src: &Path, img: &Path, full_debugfs: bool) {
             },
         );
     }
+    patch(&mut ex);
     common::e2fsck(img);
     common::verify_ext4_view(img, &ex);
     if full_debugfs {
@@ -145,7 +151,33 @@ fn generated_host_tree_reads_back() {
         Some(rustix::fs::Uid::from_raw(1234)),
         Some(rustix::fs::Gid::from_raw(4321)),
     );
-    build_and_check(&src, &d.path("img"), true);
+    // Host xattrs are copied (user.* works on the usual tmp filesystems).
+    let xattr_ok = rustix::fs::setxattr(
+        src.join("a/b/c/deep").as_path(),
+        "user.origin",
+        b"host",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .is_ok();
+    build_and_check(&src, &d.path("img"), true, |ex| {
+        if xattr_ok {
+            ex.get_mut("/a/b/c/deep").unwrap().meta.xattrs =
+                vec![("user.origin".into(), b"host".to_vec())];
+        }
+    });
+    // Default ownership is root:root whatever the source says.
+    let img = d.path("img-root");
+    let mut b = FsBuilder::new(Options {
+        timestamp: Some(1_750_000_000),
+        ..Options::default()
+    });
+    b.add_tree(&src, "/").unwrap();
+    b.write(&img).unwrap();
+    common::e2fsck(&img);
+    let fs = ext4_view::Ext4::load_from_path(&img).unwrap();
+    let m = fs.metadata("/a/b/c/deep").unwrap();
+    assert_eq!((m.uid(), m.gid()), (0, 0));
+    assert_eq!(m.mode(), 0o644);
 }
 
 /// Gated: the whole of /usr/share (tens of thousands of files).
@@ -156,5 +188,34 @@ fn usr_share() {
         return;
     }
     let d = Scratch::new("usrshare");
-    build_and_check(Path::new("/usr/share"), &d.path("img"), false);
+    build_and_check(Path::new("/usr/share"), &d.path("img"), false, |_| {});
+}
+
+/// Host names that are not UTF-8 are kept byte for byte.
+#[test]
+fn non_utf8_host_names() {
+    use std::ffi::OsStr;
+    let d = Scratch::new("bytes");
+    let src = d.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let name = OsStr::from_bytes(b"caf\xe9-\xff");
+    std::fs::write(src.join(name), b"latin1").unwrap();
+    let img = d.path("img");
+    let mut b = FsBuilder::new(Options {
+        timestamp: Some(1),
+        ..Options::default()
+    });
+    b.add_tree(&src, "/").unwrap();
+    b.write(&img).unwrap();
+    common::e2fsck(&img);
+    let fs = ext4_view::Ext4::load_from_path(&img).unwrap();
+    let names: Vec<Vec<u8>> = fs
+        .read_dir("/")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().as_ref().to_vec())
+        .collect();
+    assert!(names.contains(&b"caf\xe9-\xff".to_vec()), "{names:?}");
+    let mut p = b"/".to_vec();
+    p.extend_from_slice(b"caf\xe9-\xff");
+    assert_eq!(fs.read(ext4_view::Path::new(&p)).unwrap(), b"latin1");
 }

@@ -323,8 +323,14 @@ fn sigkilled_run_leaves_no_qemu_and_next_run_removes_its_namespace() {
     while !process_gone(qemu) && start.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(process_gone(qemu), "QEMU {qemu} outlived a SIGKILLed imgrun");
-    assert!(!namespace_gone(&ns), "namespace {ns} should still exist before the next run");
+    assert!(
+        process_gone(qemu),
+        "QEMU {qemu} outlived a SIGKILLed imgrun"
+    );
+    assert!(
+        !namespace_gone(&ns),
+        "namespace {ns} should still exist before the next run"
+    );
     // The next run removes namespaces of dead imgrun processes.
     let mut next = Running::start(&["migrate-check", dir]);
     next.wait_for(&format!("removed namespace {ns}"), Duration::from_secs(60));

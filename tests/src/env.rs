@@ -48,10 +48,8 @@ impl TempDir {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!(
-            "imgbuild-e2e-{}-{label}-{n}",
-            std::process::id()
-        ));
+        let p =
+            std::env::temp_dir().join(format!("imgbuild-e2e-{}-{label}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p)?;
         Ok(TempDir(p))

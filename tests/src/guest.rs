@@ -104,7 +104,15 @@ pub fn imgbuild_binary() -> Result<PathBuf, GuestError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace())
-        .args(["build", "-q", "-p", "imgbuild", "--bin", "imgbuild", "--profile"])
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "imgbuild",
+            "--bin",
+            "imgbuild",
+            "--profile",
+        ])
         .arg(&profile)
         .arg("--target-dir")
         .arg(&target_dir);

@@ -35,17 +35,17 @@ pub fn init_messages(transcript: &str) -> Vec<String> {
 pub fn in_order(messages: &[String], needles: &[&str]) -> Result<(), String> {
     let mut from = 0;
     for n in needles {
-        match messages
-            .iter()
-            .skip(from)
-            .position(|m| m.contains(n))
-        {
+        match messages.iter().skip(from).position(|m| m.contains(n)) {
             Some(i) => from += i + 1,
             None => {
                 let earlier = messages.iter().take(from).any(|m| m.contains(n));
                 return Err(format!(
                     "init message containing {n:?} {} (after {:?}); init messages:\n{}",
-                    if earlier { "is out of order" } else { "is missing" },
+                    if earlier {
+                        "is out of order"
+                    } else {
+                        "is missing"
+                    },
                     needles.first(),
                     messages.join("\n")
                 ));

@@ -5,8 +5,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use rustix::net::{
-    AddressFamily, RecvFlags, SendFlags, SocketType, ipproto, recvfrom, sendto, socket,
-    sockopt,
+    AddressFamily, RecvFlags, SendFlags, SocketType, ipproto, recvfrom, sendto, socket, sockopt,
 };
 
 /// Errors pinging.

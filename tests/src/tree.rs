@@ -85,8 +85,7 @@ pub fn generate(root: &Path, seed: u64) -> std::io::Result<()> {
         dirs.push(d);
     }
     let sizes = [
-        0usize, 1, 511, 512, 1023, 1024, 1025, 4095, 4096, 4097, 8192, 65_536, 65_537,
-        1_048_577,
+        0usize, 1, 511, 512, 1023, 1024, 1025, 4095, 4096, 4097, 8192, 65_536, 65_537, 1_048_577,
     ];
     let file_modes = [0o644, 0o600, 0o755, 0o444, 0o640, 0o4755];
     for i in 0..70 {
@@ -102,10 +101,18 @@ pub fn generate(root: &Path, seed: u64) -> std::io::Result<()> {
             3 => format!(".hidden-{i}"),
             _ => format!("f{i}.bin"),
         };
-        write_file(&d.join(name), &rng.bytes(len), file_modes[rng.below(file_modes.len())])?;
+        write_file(
+            &d.join(name),
+            &rng.bytes(len),
+            file_modes[rng.below(file_modes.len())],
+        )?;
     }
     // Several MiB: many blocks, several extents at 1 KiB blocks.
-    write_file(&root.join("big.bin"), &rng.bytes(5 * 1024 * 1024 + 17), 0o644)?;
+    write_file(
+        &root.join("big.bin"),
+        &rng.bytes(5 * 1024 * 1024 + 17),
+        0o644,
+    )?;
 
     // A sparse file: data at the start, in the middle, at the end.
     let holes = root.join("holes");
@@ -145,7 +152,10 @@ pub fn generate(root: &Path, seed: u64) -> std::io::Result<()> {
     std::fs::hard_link(root.join("hard-a"), links.join("hard-b"))?;
 
     for (i, d) in dirs.iter().enumerate().skip(1) {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(dir_modes[i % dir_modes.len()]))?;
+        std::fs::set_permissions(
+            d,
+            std::fs::Permissions::from_mode(dir_modes[i % dir_modes.len()]),
+        )?;
     }
     Ok(())
 }
@@ -172,7 +182,11 @@ pub fn host_listing(root: &Path) -> std::io::Result<Listing> {
                 mode: md.mode(),
                 size: if ft.is_dir() { 0 } else { md.size() },
                 nlink: if ft.is_dir() { 0 } else { md.nlink() },
-                sha256: if ft.is_file() { Some(sha256_file(&p)?) } else { None },
+                sha256: if ft.is_file() {
+                    Some(sha256_file(&p)?)
+                } else {
+                    None
+                },
                 target: if ft.is_symlink() {
                     Some(std::fs::read_link(&p)?.to_string_lossy().into_owned())
                 } else {
@@ -270,7 +284,10 @@ mod tests {
         let b = crate::env::TempDir::new("tree-b").unwrap();
         generate(a.path(), 7).unwrap();
         generate(b.path(), 7).unwrap();
-        let (la, lb) = (host_listing(a.path()).unwrap(), host_listing(b.path()).unwrap());
+        let (la, lb) = (
+            host_listing(a.path()).unwrap(),
+            host_listing(b.path()).unwrap(),
+        );
         assert!(la.len() > 290, "{}", la.len());
         let strip = |l: &Listing| -> Vec<(String, Option<String>, u64)> {
             l.iter()
@@ -306,7 +323,11 @@ mod tests {
             sha256: Some("00".into()),
             target: None,
         };
-        let host: Listing = [("./a".to_string(), e.clone()), ("./b".to_string(), e.clone())].into();
+        let host: Listing = [
+            ("./a".to_string(), e.clone()),
+            ("./b".to_string(), e.clone()),
+        ]
+        .into();
         let mut guest = host.clone();
         guest.remove("./b");
         guest.get_mut("./a").unwrap().sha256 = Some("11".into());

@@ -69,7 +69,12 @@ fn boots_to_network_ping_and_status() {
     let st2 = vm
         .udp_status(ADDRESS, 5115, Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("status service: {e}"));
-    assert!(st2.seq > st.seq, "seq must increase: {} then {}", st.seq, st2.seq);
+    assert!(
+        st2.seq > st.seq,
+        "seq must increase: {} then {}",
+        st.seq,
+        st2.seq
+    );
     assert_eq!(st2.boot_id, st.boot_id);
 
     // The shell sees the same thing the init configured.
@@ -77,7 +82,10 @@ fn boots_to_network_ping_and_status() {
     let addr = vm.run("ip -4 addr show dev eth0", CMD);
     assert!(addr.contains(&format!("inet {ADDRESS}/{PREFIX}")), "{addr}");
     let route = vm.run("ip route", CMD);
-    assert!(route.contains(&format!("default via {GATEWAY} dev eth0")), "{route}");
+    assert!(
+        route.contains(&format!("default via {GATEWAY} dev eth0")),
+        "{route}"
+    );
     assert_eq!(vm.run("hostname", CMD), HOSTNAME);
     assert_eq!(vm.run("cat /proc/1/comm", CMD), "init");
 }
@@ -103,7 +111,10 @@ fn console_shell_has_job_control() {
         let w: Vec<&str> = l.split_whitespace().collect();
         w.first() == Some(&"[1]+") && w.get(1) == Some(&"Running") && l.contains("sleep 100")
     });
-    assert!(running, "`jobs` did not list `[1]+ Running sleep 100`:\n{jobs}");
+    assert!(
+        running,
+        "`jobs` did not list `[1]+ Running sleep 100`:\n{jobs}"
+    );
 
     // The shell is a session leader whose controlling terminal is the console.
     let tty = vm.run("tty", CMD);
@@ -122,11 +133,18 @@ fn console_shell_has_job_control() {
     // Job specs (`%1`) work, and the job's state changes are tracked.
     assert_eq!(vm.run("kill %1 && echo killed", CMD), "killed");
     let after = vm.run("sleep 1; jobs", CMD);
-    assert!(!after.contains("Running"), "still running after kill %1:\n{after}");
+    assert!(
+        !after.contains("Running"),
+        "still running after kill %1:\n{after}"
+    );
 
     let log = vm.log();
     for bad in ["job control turned off", "can't access tty"] {
-        assert!(!log.contains(bad), "console says {bad:?}:\n{}", vm.diagnostics());
+        assert!(
+            !log.contains(bad),
+            "console says {bad:?}:\n{}",
+            vm.diagnostics()
+        );
     }
 }
 
@@ -151,7 +169,11 @@ fn poweroff_on_the_console_ends_qemu() {
             vm.diagnostics()
         );
     };
-    assert!(status.success(), "QEMU exited with {status}\n{}", vm.diagnostics());
+    assert!(
+        status.success(),
+        "QEMU exited with {status}\n{}",
+        vm.diagnostics()
+    );
     let log = vm.log();
     assert!(
         log.contains("reboot: Power down"),
@@ -184,7 +206,10 @@ fn ip_on_the_command_line_overrides_the_recipe() {
     vm.wait_for("boot complete", BOOT);
     in_order(
         &init_messages(&vm.log()),
-        &["hostname e2e-override", &format!("eth0 configured: {new}/24")],
+        &[
+            "hostname e2e-override",
+            &format!("eth0 configured: {new}/24"),
+        ],
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", vm.diagnostics()));
 

@@ -25,7 +25,10 @@ fn debugfs(image: &Path, write: bool, request: &str) -> String {
         .arg(image)
         .output()
         .expect("running debugfs (install e2fsprogs)");
-    assert!(out.status.success(), "debugfs -R {request:?} failed: {out:?}");
+    assert!(
+        out.status.success(),
+        "debugfs -R {request:?} failed: {out:?}"
+    );
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -60,7 +63,11 @@ fn missing_module_is_skipped_and_the_guest_comes_up() {
         .unwrap();
     assert!(cp.success());
     let ko = format!("/lib/modules/{kver}/kernel/drivers/net/xen-netfront.ko");
-    let dep = debugfs(&root, false, &format!("cat /lib/modules/{kver}/modules.dep"));
+    let dep = debugfs(
+        &root,
+        false,
+        &format!("cat /lib/modules/{kver}/modules.dep"),
+    );
     assert!(
         dep.contains("kernel/drivers/net/xen-netfront.ko"),
         "the image's modules.dep does not list xen-netfront:\n{dep}"

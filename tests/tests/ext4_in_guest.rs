@@ -90,14 +90,20 @@ fn guest_kernel_reads_what_our_writer_wrote() {
     );
     vm.wait_for_shell(BOOT);
     vm.run("dmesg -n 1", BOOT);
-    for (dev, name) in [("vdb", "ext4fs-builder, 4 KiB blocks"), ("vdc", "imgbuild mkfs -b 1024")] {
+    for (dev, name) in [
+        ("vdb", "ext4fs-builder, 4 KiB blocks"),
+        ("vdc", "imgbuild mkfs -b 1024"),
+    ] {
         let mnt = format!("/tmp/{dev}");
         let mounted = vm.run(
             &format!("mkdir -p {mnt} && mount -t ext4 -o ro /dev/{dev} {mnt} && echo mounted"),
             BOOT,
         );
         assert_eq!(mounted, "mounted", "{name}: mount /dev/{dev} failed");
-        let text = vm.run(&format!("cd {mnt} && {{ {GUEST_LIST_COMMAND}; }}; cd /"), LIST);
+        let text = vm.run(
+            &format!("cd {mnt} && {{ {GUEST_LIST_COMMAND}; }}; cd /"),
+            LIST,
+        );
         let (guest_view, blocks) = tree::parse_guest_listing(&text)
             .unwrap_or_else(|e| panic!("{name}: {e}\n{}", vm.diagnostics()));
         let diffs = tree::compare(&host, &guest_view, 20);
@@ -123,7 +129,11 @@ fn guest_kernel_reads_what_our_writer_wrote() {
                 .any(|w| l.contains(w))
         })
         .collect();
-    assert!(bad.is_empty(), "seed {seed}: the kernel complains:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "seed {seed}: the kernel complains:\n{}",
+        bad.join("\n")
+    );
     assert!(
         klog.contains("EXT4-fs (vdb)") && klog.contains("EXT4-fs (vdc)"),
         "both disks mounted as ext4:\n{klog}"

@@ -47,6 +47,10 @@ case "${GUEST_ADDR##*.}" in 11 | 12) die "guest address $GUEST_ADDR collides wit
 # shellcheck source=hosts.sh
 . "$XEN_TESTS_DIR/hosts.sh"
 
+# Client-seen downtime limit: nested under TCG on 2 shared cores the probe gap
+# was 5.8-6.4 s (xl suspends, copies the last dirty pages, and resumes through
+# two layers of emulation); QEMU's own check keeps its 1 s default.
+GAP_LIMIT_MS=${IMGXEN_GAP_LIMIT_MS:-15000}
 TIMINGS=$REPORT_DIR/timings.txt
 : >"$TIMINGS"
 _stage_start=$(date +%s.%N)
@@ -94,7 +98,7 @@ if [ -n "${IMGRUN:-}" ]; then
     run_check() { # run_check JSON_OUT SRC DST
         local json=$1 src=$2 dst=$3
         ip netns exec "$NS" env IMGRUN_SSH_CONFIG="$RUN_DIR/ssh_config" \
-            "$IMGRUN" migrate-check --xen "$src" "$dst" --json "$OUT" >"$json"
+            "$IMGRUN" migrate-check --xen "$src" "$dst" --threshold-ms "$GAP_LIMIT_MS" --json "$OUT" >"$json"
     }
 else
     (cd "$REPO_ROOT" && cargo build -q -p imgrun --example xen_migrate_check) \
@@ -103,7 +107,7 @@ else
     run_check() {
         local json=$1 src=$2 dst=$3
         ip netns exec "$NS" env IMGRUN_SSH_CONFIG="$RUN_DIR/ssh_config" \
-            "$XDRV" --json "$OUT" "$src" "$dst" >"$json"
+            "$XDRV" --json --threshold-ms "$GAP_LIMIT_MS" "$OUT" "$src" "$dst" >"$json"
     }
 fi
 
