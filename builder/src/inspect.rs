@@ -125,17 +125,18 @@ impl Entry {
         }
     }
 
-    /// One line like `debugfs -R 'ls -l'`: octal mode with type, uid, gid, size, mtime, name.
+    /// One line like `debugfs -R 'ls -l'`: octal mode with type, symbolic
+    /// mode, uid, gid, size, mtime (UTC), name.
     pub fn line(&self, name: &str) -> String {
         let mut s = format!(
-            "{:06o} {}{} {:>5} {:>5} {:>10} {:>11} {}",
+            "{:06o} {}{} {:>5} {:>5} {:>10} {} {}",
             type_bits(self.kind) | u32::from(self.mode),
             self.kind,
             symbolic(self.mode),
             self.uid,
             self.gid,
             self.size,
-            self.mtime,
+            utc(self.mtime),
             name
         );
         if let Some(t) = &self.target {
@@ -143,6 +144,27 @@ impl Entry {
         }
         s
     }
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC for seconds since the epoch.
+pub fn utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 /// Lists `path` in `image`: a directory's entries (sorted; recursively if
@@ -238,7 +260,16 @@ mod tests {
         };
         assert_eq!(
             e.line("sh"),
-            "120777 lrwxrwxrwx     0     0          7           0 sh -> busybox"
+            "120777 lrwxrwxrwx     0     0          7 1970-01-01 00:00 sh -> busybox"
         );
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00");
+        assert_eq!(utc(1_000_000), "1970-01-12 13:46");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00");
+        assert_eq!(utc(1_764_100_000), "2025-11-25 19:46");
+        assert_eq!(utc(-60), "1969-12-31 23:59");
     }
 }

@@ -388,31 +388,53 @@ fn failed_builds_leave_previous_outputs_intact() {
             })
             .unwrap()
             + 1;
-        let o = imgbuild(&[
-            "recipe",
-            "--out",
-            out.to_str().unwrap(),
-            f.to_str().unwrap(),
-        ]);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success(), "{name}: succeeded");
-        assert!(
-            err.contains(&format!("{}:{line}:", f.display())),
-            "{name}: no file:line in {err}"
-        );
-        assert!(err.contains(key) && err.contains(msg), "{name}: {err}");
-        assert_eq!(sha_of_outputs(&dir), before, "{name}: outputs changed");
-        let leftovers: Vec<_> = std::fs::read_dir(&out)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert_eq!(
-            leftovers,
-            [std::ffi::OsString::from("busybox")],
-            "{name}: staging left behind"
-        );
+        // A build, and `--check`, find the same problem.
+        for check in [false, true] {
+            let mut args = vec![
+                "recipe",
+                "--out",
+                out.to_str().unwrap(),
+                f.to_str().unwrap(),
+            ];
+            if check {
+                args.insert(1, "--check");
+            }
+            let o = imgbuild(&args);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(!o.status.success(), "{name} (check={check}): succeeded");
+            assert!(
+                err.contains(&format!("{}:{line}:", f.display())),
+                "{name} (check={check}): no file:line in {err}"
+            );
+            assert!(
+                err.contains(key) && err.contains(msg),
+                "{name} (check={check}): {err}"
+            );
+            assert_eq!(sha_of_outputs(&dir), before, "{name}: outputs changed");
+            let leftovers: Vec<_> = std::fs::read_dir(&out)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            assert_eq!(
+                leftovers,
+                [std::ffi::OsString::from("busybox")],
+                "{name}: staging left behind"
+            );
+        }
     }
+
+    // `--check` of a good recipe writes nothing to --out.
+    let fresh = tmp.path().join("fresh-out");
+    let o = imgbuild(&[
+        "recipe",
+        "--check",
+        "--out",
+        fresh.to_str().unwrap(),
+        good.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!fresh.exists(), "--check wrote to --out");
 
     // A dynamically linked init (IMGBUILD_INIT) is refused before anything is written.
     let o = Command::new(env!("CARGO_BIN_EXE_imgbuild"))

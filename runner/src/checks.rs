@@ -182,8 +182,15 @@ pub fn probe_gap(probe: &ProbeSummary, threshold: Duration) -> Check {
         names::PROBE_GAP,
         probe.answered > 0 && probe.longest_gap_ms <= limit,
         format!(
-            "longest gap {:.1} ms (limit {limit:.0} ms); {}/{} probes answered",
-            probe.longest_gap_ms, probe.answered, probe.sent
+            "longest gap {:.1} ms (limit {limit:.0} ms); {}/{} probes answered{}",
+            probe.longest_gap_ms,
+            probe.answered,
+            probe.sent,
+            if probe.duplicates > 0 {
+                format!(", {} duplicate answers", probe.duplicates)
+            } else {
+                String::new()
+            }
         ),
     )
 }
@@ -264,6 +271,7 @@ mod tests {
                 interval_ms: 10.0,
                 sent: 100,
                 answered: 95,
+                duplicates: 0,
                 duration_ms: 1000.0,
                 longest_gap_ms: 42.0,
                 gap_start_ms: 300.0,

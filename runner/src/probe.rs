@@ -14,6 +14,9 @@ pub struct ProbeSummary {
     pub interval_ms: f64,
     pub sent: u64,
     pub answered: u64,
+    /// Answers to a request that had already been answered (a stale bridge
+    /// entry or a second live copy of the guest would show here).
+    pub duplicates: u64,
     pub duration_ms: f64,
     /// The longest time without any answer, in ms (start and end of the
     /// probe window count as edges, so a guest that never answers again shows
@@ -40,6 +43,12 @@ pub fn longest_gap(answers: &[Duration], end: Duration) -> (Duration, Duration) 
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// The number `n` of the `probe <n>` request a status reply answers (its `req`).
+pub fn request_number(reply: &[u8]) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_slice(reply).ok()?;
+    v.get("req")?.as_str()?.strip_prefix("probe ")?.parse().ok()
 }
 
 /// A running probe; [`Probe::finish`] stops it and returns the summary.
@@ -86,6 +95,8 @@ fn run(
     let mut sent = 0u64;
     let mut answers: Vec<Duration> = Vec::new();
     let mut buf = [0u8; 2048];
+    let mut seen = std::collections::HashSet::new();
+    let mut duplicates = 0u64;
     while !stop.load(Ordering::SeqCst) {
         if answers.is_empty() && start.elapsed() > Duration::from_secs(1) {
             let _ = ready.send(());
@@ -110,6 +121,11 @@ fn run(
         if let Ok((n, from)) = sock.recv_from(&mut buf) {
             if from == target && n > 0 {
                 answers.push(start.elapsed());
+                if let Some(req) = request_number(&buf[..n]) {
+                    if !seen.insert(req) {
+                        duplicates += 1;
+                    }
+                }
                 if answers.len() == 1 {
                     let _ = ready.send(());
                 }
@@ -122,6 +138,7 @@ fn run(
         interval_ms: ms(interval),
         sent,
         answered: answers.len() as u64,
+        duplicates,
         duration_ms: ms(end),
         longest_gap_ms: ms(gap),
         gap_start_ms: ms(at),
@@ -140,6 +157,13 @@ mod tests {
     fn gap_between_answers() {
         let (g, at) = longest_gap(&[d(1), d(11), d(21), d(180), d(190)], d(200));
         assert_eq!((g, at), (d(159), d(21)));
+    }
+
+    #[test]
+    fn replies_name_their_request() {
+        assert_eq!(request_number(br#"{"seq":3,"req":"probe 17"}"#), Some(17));
+        assert_eq!(request_number(br#"{"seq":3,"req":"status"}"#), None);
+        assert_eq!(request_number(b"probe 17"), None);
     }
 
     #[test]

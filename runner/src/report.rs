@@ -130,8 +130,8 @@ impl Report {
             if let Some(p) = &m.probe {
                 let _ = writeln!(
                     s,
-                    "  probe: longest gap {:.1} ms, {}/{} answered every {:.0} ms",
-                    p.longest_gap_ms, p.answered, p.sent, p.interval_ms
+                    "  probe: longest gap {:.1} ms, {}/{} answered every {:.0} ms, {} duplicates",
+                    p.longest_gap_ms, p.answered, p.sent, p.interval_ms, p.duplicates
                 );
             }
             let width = m.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);

@@ -226,3 +226,33 @@ fn ip_on_the_command_line_overrides_the_recipe() {
         "the recipe's address {ADDRESS} answers too"
     );
 }
+
+/// The guards work: a test that fails while its guest runs leaves neither the
+/// QEMU process nor the network namespace behind.
+#[test]
+fn a_failing_test_leaves_no_qemu_and_no_namespace() {
+    if !env::can_run("a_failing_test_leaves_no_qemu_and_no_namespace") {
+        return;
+    }
+    let _one = env::serial();
+    let g = guest::shared();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let failed = std::thread::spawn(move || {
+        let vm = TestVm::boot(g, "guard", &Options::default());
+        tx.send((vm.pid(), vm.netns_name())).unwrap();
+        vm.wait_for("Linux version", BOOT);
+        panic!("a deliberate failure with the guest running");
+    })
+    .join();
+    assert!(failed.is_err(), "the inner test should have failed");
+    let (pid, ns) = rx.recv().unwrap();
+    let ns = ns.expect("the guest had a NIC and a namespace");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "QEMU pid {pid} survived the failed test"
+    );
+    assert!(
+        !std::path::Path::new("/run/netns").join(&ns).exists(),
+        "namespace {ns} survived the failed test"
+    );
+}

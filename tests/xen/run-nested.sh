@@ -76,6 +76,7 @@ on_exit() {
             ;;
         esac
     fi
+    cp "$RUN_DIR"/host?.console "$REPORT_DIR/" 2>/dev/null || true
     hosts_cleanup
     exit $rc
 }
@@ -98,7 +99,7 @@ if [ -n "${IMGRUN:-}" ]; then
     run_check() { # run_check JSON_OUT SRC DST
         local json=$1 src=$2 dst=$3
         ip netns exec "$NS" env IMGRUN_SSH_CONFIG="$RUN_DIR/ssh_config" \
-            "$IMGRUN" migrate-check --xen "$src" "$dst" --threshold-ms "$GAP_LIMIT_MS" --json "$OUT" >"$json"
+            "$IMGRUN" migrate-check --xen "$src" "$dst" --threshold-ms "$GAP_LIMIT_MS" --migrate-timeout-s 600 --json "$OUT" >"$json"
     }
 else
     (cd "$REPO_ROOT" && cargo build -q -p imgrun --example xen_migrate_check) \

@@ -50,7 +50,7 @@ impl XenOptions {
             dirty_mb: None,
             threshold: Duration::from_secs(5),
             boot_timeout: Duration::from_secs(120),
-            migrate_timeout: Duration::from_secs(300),
+            migrate_timeout: Duration::from_secs(600),
             settle: Duration::from_secs(3),
             ssh_config: std::env::var_os("IMGRUN_SSH_CONFIG").map(PathBuf::from),
             copy_missing: true,
@@ -465,7 +465,12 @@ impl Run<'_> {
                 host: self.host(first).name().to_string(),
                 domid: d.id,
             });
-            incoming = d.name.ends_with("--incoming");
+            // A guest that arrived by migration logs to guest-NAME--incoming.log.
+            let log = xl::console_log(&self.cfg.name, true);
+            incoming = self
+                .host(first)
+                .run(&["test", "-e", log.as_str()], CMD_TIMEOUT, self.cancel)
+                .is_ok_and(|o| o.success);
         } else {
             let cfg = self.cfg.path.to_string_lossy().into_owned();
             self.must(first, &xl::create(&cfg), Duration::from_secs(180))?;
