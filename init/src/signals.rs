@@ -43,12 +43,27 @@ fn handled_set() -> libc::sigset_t {
 }
 
 /// Blocks the handled signals in this thread (and the threads it starts);
-/// children get an empty mask back from std's spawn.
+/// children get an empty mask back through `unblock_all` before exec.
 pub fn block() {
     let set = handled_set();
     // SAFETY: `set` is initialised; a null old-set pointer is allowed.
     unsafe {
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Empties the signal mask. PID 1 blocks the signals it takes with
+/// `sigtimedwait`, and a blocked mask survives fork and exec (std's spawn no
+/// longer resets it): a shell started with SIGCHLD blocked never hears of its
+/// jobs. Called in each child before exec; async-signal-safe.
+pub fn unblock_all() {
+    // SAFETY: `set` is a plain bit array that sigemptyset initialises;
+    // sigprocmask with a null old-set pointer is allowed and
+    // async-signal-safe.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
 }
 

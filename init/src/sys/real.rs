@@ -91,6 +91,14 @@ fn env_command(argv: &[String]) -> io::Result<Command> {
         .env("HOME", "/")
         .env("TERM", "vt102")
         .current_dir("/");
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // `signals::unblock_all`, which makes one async-signal-safe system call.
+    unsafe {
+        cmd.pre_exec(|| {
+            crate::signals::unblock_all();
+            Ok(())
+        });
+    }
     Ok(cmd)
 }
 
