@@ -10,6 +10,8 @@ use imgrun::cancel::Cancel;
 use imgrun::manifest::Manifest;
 use imgrun::migrate::{self, MigrateOptions, Transport};
 use imgrun::qemu::argv::Accel;
+use imgrun::report::Report;
+use imgrun::xen::{self, XenOptions};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -86,9 +88,15 @@ enum Command {
         /// Migration bandwidth cap in MiB/s (auto-converge is always on).
         #[arg(long, value_name = "MIB_PER_S", default_value_t = 1024)]
         max_bandwidth: u64,
-        /// Give up (and cancel) a migration after this many seconds.
-        #[arg(long, default_value_t = 120)]
-        migrate_timeout_s: u64,
+        /// Give up (and cancel) a migration after this many seconds
+        /// (default: 120 under QEMU, 600 under Xen).
+        #[arg(long)]
+        migrate_timeout_s: Option<u64>,
+        /// Use Xen's toolstack instead of QEMU: `xl create` on SRC, `xl migrate`
+        /// to DST, both reached by ssh (`[user@]host`, or `localhost` for a
+        /// single-host migration); same checks and report.
+        #[arg(long, num_args = 2, value_names = ["SRC", "DST"])]
+        xen: Option<Vec<String>>,
         /// How long the guest may take to answer after boot.
         #[arg(long, default_value_t = 90)]
         boot_timeout_s: u64,
@@ -169,10 +177,29 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
             transport,
             max_bandwidth,
             migrate_timeout_s,
+            xen,
             boot_timeout_s,
             settle_ms,
         } => {
             let m = Manifest::load(&common.image_dir)?;
+            if let Some(hosts) = xen {
+                let [src, dst] = hosts.as_slice() else {
+                    anyhow::bail!("--xen takes two hosts: SRC DST");
+                };
+                let mut o = XenOptions::new(src, dst);
+                o.repeat = repeat;
+                o.dirty_mb = dirty;
+                o.threshold = Duration::from_millis(threshold_ms);
+                o.boot_timeout = Duration::from_secs(boot_timeout_s);
+                if let Some(t) = migrate_timeout_s {
+                    o.migrate_timeout = Duration::from_secs(t);
+                }
+                o.settle = Duration::from_millis(settle_ms);
+                let mut progress = |e: &xen::Event| eprintln!("imgrun: {e}");
+                let report = xen::run_migrate_check(&m, &o, cancel, &mut progress)
+                    .map_err(|e| failed(json, "xen", &m.name, e.into()))?;
+                return Ok(emit(json, &report));
+            }
             let opts = MigrateOptions {
                 qemu: common.qemu,
                 accel: accel(common.accel),
@@ -186,35 +213,38 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
                     TransportArg::Tcp => Transport::Tcp,
                 },
                 boot_timeout: Duration::from_secs(boot_timeout_s),
-                migrate_timeout: Duration::from_secs(migrate_timeout_s),
+                migrate_timeout: Duration::from_secs(migrate_timeout_s.unwrap_or(120)),
                 settle: Duration::from_millis(settle_ms),
                 max_bandwidth_mib: max_bandwidth,
             };
             let mut progress = |e: &migrate::Event| eprintln!("imgrun: {e}");
-            let report = match migrate::migrate_check(&m, &opts, cancel, &mut progress) {
-                Ok(r) => r,
-                Err(e) => {
-                    if json {
-                        // CI parsing stdout still gets a verdict.
-                        let doc = serde_json::json!({
-                            "backend": "qemu",
-                            "guest": m.name,
-                            "passed": false,
-                            "error": e.to_string(),
-                        });
-                        println!("{doc:#}");
-                    }
-                    return Err(e.into());
-                }
-            };
-            if json {
-                println!("{}", report.to_json());
-            } else {
-                print!("{}", report.render_table());
-            }
-            Ok(ExitCode::from(
-                u8::try_from(report.exit_code()).unwrap_or(1),
-            ))
+            let report = migrate::migrate_check(&m, &opts, cancel, &mut progress)
+                .map_err(|e| failed(json, "qemu", &m.name, e.into()))?;
+            Ok(emit(json, &report))
         }
     }
+}
+
+/// On an error with `--json`, CI parsing stdout still gets a verdict.
+fn failed(json: bool, backend: &str, guest: &str, e: anyhow::Error) -> anyhow::Error {
+    if json {
+        let doc = serde_json::json!({
+            "backend": backend,
+            "guest": guest,
+            "passed": false,
+            "error": chain(&e),
+        });
+        println!("{doc:#}");
+    }
+    e
+}
+
+/// Prints the report (table or JSON) and returns its exit code.
+fn emit(json: bool, report: &Report) -> ExitCode {
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.render_table());
+    }
+    ExitCode::from(u8::try_from(report.exit_code()).unwrap_or(1))
 }

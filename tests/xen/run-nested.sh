@@ -86,31 +86,20 @@ trap 'exit 130' INT TERM HUP
 timed prepare-hosts-image
 eval "$(bash "$XEN_TESTS_DIR/build-dom0.sh")"
 
-# The runner: IMGRUN if given, else a built imgrun that knows --xen, else the
-# crate's example driver of the same library code.
+# The runner: IMGRUN if given, else the workspace's release (or debug) build.
 timed build-runner
 if [ -z "${IMGRUN:-}" ]; then
     TD=${CARGO_TARGET_DIR:-$REPO_ROOT/target}
     for p in "$TD/release/imgrun" "$TD/debug/imgrun"; do
-        if [ -x "$p" ] && "$p" migrate-check --help 2>/dev/null | grep -q -- '--xen'; then IMGRUN=$p; break; fi
+        if [ -x "$p" ]; then IMGRUN=$p; break; fi
     done
 fi
-if [ -n "${IMGRUN:-}" ]; then
-    run_check() { # run_check JSON_OUT SRC DST
-        local json=$1 src=$2 dst=$3
-        ip netns exec "$NS" env IMGRUN_SSH_CONFIG="$RUN_DIR/ssh_config" \
-            "$IMGRUN" migrate-check --xen "$src" "$dst" --threshold-ms "$GAP_LIMIT_MS" --migrate-timeout-s 600 --json "$OUT" >"$json"
-    }
-else
-    (cd "$REPO_ROOT" && cargo build -q -p imgrun --example xen_migrate_check) \
-        || die "building imgrun's Xen driver failed"
-    XDRV=${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/examples/xen_migrate_check
-    run_check() {
-        local json=$1 src=$2 dst=$3
-        ip netns exec "$NS" env IMGRUN_SSH_CONFIG="$RUN_DIR/ssh_config" \
-            "$XDRV" --json --threshold-ms "$GAP_LIMIT_MS" "$OUT" "$src" "$dst" >"$json"
-    }
-fi
+[ -n "${IMGRUN:-}" ] || die "no imgrun binary: run 'cargo build --release' first (or set IMGRUN)"
+run_check() { # run_check JSON_OUT SRC DST
+    local json=$1 src=$2 dst=$3
+    ip netns exec "$NS" env IMGRUN_SSH_CONFIG="$RUN_DIR/ssh_config" \
+        "$IMGRUN" migrate-check --xen "$src" "$dst" --threshold-ms "$GAP_LIMIT_MS" --migrate-timeout-s 600 --json "$OUT" >"$json"
+}
 
 timed network
 hosts_prepare "$OUT"
