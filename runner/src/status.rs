@@ -234,6 +234,21 @@ impl TcpSession {
         let r = self.request("dirty-check")?;
         parse(self.addr, &r)
     }
+
+    /// After a migration, as check inputs: the status over this connection
+    /// (opened before the migration: did it survive?) and, when memory was
+    /// being dirtied, the check of every dirtied page.
+    pub fn after_migration(
+        &mut self,
+        dirtying: bool,
+    ) -> (Result<Snapshot, String>, Option<Result<DirtyCheck, String>>) {
+        let status = self
+            .status()
+            .map(|s| Snapshot::from(&s))
+            .map_err(|e| e.to_string());
+        let dirty = dirtying.then(|| self.dirty_check().map_err(|e| e.to_string()));
+        (status, dirty)
+    }
 }
 
 #[cfg(test)]

@@ -172,14 +172,7 @@ impl Run<'_> {
         let after = self.guest.snapshot(Duration::from_secs(5));
         // The probe measures the migration, not the checks that follow.
         let probe = probe.finish();
-        let tcp_after = tcp
-            .status()
-            .map(|s| Snapshot::from(&s))
-            .map_err(|e| e.to_string());
-        let dirty = self
-            .o
-            .dirty_mb
-            .map(|_| tcp.dirty_check().map_err(|e| e.to_string()));
+        let (tcp_after, dirty) = tcp.after_migration(self.o.dirty_mb.is_some());
         let states = vm_states(src, dst);
         (self.progress)(&Event::Rechecking {
             index,

@@ -13,7 +13,7 @@ use crate::checks::{self, Check, Evidence, Snapshot, names};
 use crate::manifest::Manifest;
 use crate::probe::Probe;
 use crate::report::{GuestLocation, MigrationReport, MigrationStats, Report, RunOptions};
-use crate::status::{self, GuestStatus, StatusError, TcpSession};
+use crate::status::{GuestClient, GuestStatus, StatusError, TcpSession};
 
 use super::host::{HostError, XenHost};
 use super::xl;
@@ -182,9 +182,9 @@ struct Run<'a> {
     /// Unique hosts, and the route as indices into them.
     hosts: Vec<XenHost>,
     route: Vec<usize>,
-    udp: UdpSocket,
+    /// The guest's status service (shared with the QEMU backend).
+    guest: GuestClient,
     target: SocketAddr,
-    next_req: u64,
     console_logs: Vec<PathBuf>,
 }
 
@@ -227,6 +227,7 @@ pub fn run_migrate_check(
         }
     }
     let udp = UdpSocket::bind(("0.0.0.0", 0)).map_err(XenError::Socket)?;
+    let target = SocketAddr::from((m.guest.address, m.guest.status_port));
     let mut run = Run {
         cfg,
         o,
@@ -235,9 +236,8 @@ pub fn run_migrate_check(
         progress,
         hosts,
         route,
-        udp,
-        target: SocketAddr::from((m.guest.address, m.guest.status_port)),
-        next_req: 0,
+        guest: GuestClient::new(udp, target, cancel.clone()),
+        target,
         console_logs: Vec::new(),
     };
     let xen = run.prepare_hosts()?;
@@ -516,28 +516,11 @@ impl Run<'_> {
 
     /// One status request over UDP, retried until `within` has passed.
     fn ask(&mut self, within: Duration) -> Result<GuestStatus, StatusError> {
-        let start = Instant::now();
-        loop {
-            self.next_req += 1;
-            let req = format!("status {}", self.next_req);
-            let left = within.saturating_sub(start.elapsed());
-            match status::udp_status(
-                &self.udp,
-                self.target,
-                &req,
-                left.min(Duration::from_millis(300)),
-            ) {
-                Ok(s) => return Ok(s),
-                Err(e) if start.elapsed() >= within || self.cancel.is_set() => return Err(e),
-                Err(_) => {}
-            }
-        }
+        self.guest.ask(within)
     }
 
     fn snapshot(&mut self, within: Duration) -> Result<Snapshot, String> {
-        self.ask(within)
-            .map(|s| Snapshot::from(&s))
-            .map_err(|e| e.to_string())
+        self.guest.snapshot(within)
     }
 
     /// Where the guest is after migrating `src` → `dst` (`before` = its domid on `src`).
@@ -657,14 +640,7 @@ impl Run<'_> {
         });
         let (location, where_detail) = self.locate(src, dst, before_dom.id)?;
         let after = self.snapshot(Duration::from_secs(10));
-        let tcp_after = tcp
-            .status()
-            .map(|s| Snapshot::from(&s))
-            .map_err(|e| e.to_string());
-        let dirty = self
-            .o
-            .dirty_mb
-            .map(|_| tcp.dirty_check().map_err(|e| e.to_string()));
+        let (tcp_after, dirty) = tcp.after_migration(self.o.dirty_mb.is_some());
         let late = if location == GuestLocation::Destination {
             self.cancel.sleep(self.o.settle)?;
             Some(self.snapshot(Duration::from_secs(5)))
