@@ -88,6 +88,9 @@ enum Command {
         /// Migration bandwidth cap in MiB/s (auto-converge is always on).
         #[arg(long, value_name = "MIB_PER_S", default_value_t = 1024)]
         max_bandwidth: u64,
+        /// QEMU's downtime-limit: the longest final pause it plans for.
+        #[arg(long, value_name = "MS", default_value_t = 300)]
+        downtime_limit_ms: u64,
         /// Give up (and cancel) a migration after this many seconds
         /// (default: 120 under QEMU, 600 under Xen).
         #[arg(long)]
@@ -176,6 +179,7 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
             json,
             transport,
             max_bandwidth,
+            downtime_limit_ms,
             migrate_timeout_s,
             xen,
             boot_timeout_s,
@@ -216,6 +220,7 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
                 migrate_timeout: Duration::from_secs(migrate_timeout_s.unwrap_or(120)),
                 settle: Duration::from_millis(settle_ms),
                 max_bandwidth_mib: max_bandwidth,
+                downtime_limit: Duration::from_millis(downtime_limit_ms),
             };
             let mut progress = |e: &migrate::Event| eprintln!("imgrun: {e}");
             let report = migrate::migrate_check(&m, &opts, cancel, &mut progress)

@@ -48,7 +48,10 @@ impl Run<'_> {
             .map_err(qmp_err(src))?;
         src.qmp
             .migrate_set_parameters(
-                json!({ "max-bandwidth": self.o.max_bandwidth_mib.saturating_mul(1024 * 1024) }),
+                json!({
+                    "max-bandwidth": self.o.max_bandwidth_mib.saturating_mul(1024 * 1024),
+                    "downtime-limit": u64::try_from(self.o.downtime_limit.as_millis()).unwrap_or(u64::MAX),
+                }),
             )
             .map_err(qmp_err(src))?;
         let before = Snapshot::from(&self.guest.ask(Duration::from_secs(5))?);

@@ -49,6 +49,9 @@ pub struct MigrateOptions {
     /// Migration bandwidth cap in MiB/s (QEMU's default of 128 needlessly
     /// slows a migration between two processes on one host).
     pub max_bandwidth_mib: u64,
+    /// QEMU's `downtime-limit`: the longest pause it plans for the final
+    /// stop-and-copy (its default is 300 ms).
+    pub downtime_limit: Duration,
 }
 
 impl Default for MigrateOptions {
@@ -66,6 +69,7 @@ impl Default for MigrateOptions {
             migrate_timeout: Duration::from_secs(120),
             settle: Duration::from_secs(3),
             max_bandwidth_mib: 1024,
+            downtime_limit: Duration::from_millis(300),
         }
     }
 }
