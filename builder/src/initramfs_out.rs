@@ -6,11 +6,9 @@
 //! times the CPU for under 1 % smaller output, and this step is most of a
 //! cached build's time.
 
-use std::io::Write as _;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::initramfs::{Archive, CpioError, Record};
+use crate::initramfs::{Archive, CpioError, Encoding, Record};
 
 /// gzip level for `initrd.img`.
 pub const GZIP_LEVEL: u32 = 6;
@@ -53,32 +51,5 @@ pub fn write(plan: &Plan, epoch: i64, path: &Path) -> Result<u64, InitramfsOutEr
         rec.gid = e.gid;
         a.add(rec)?;
     }
-    Ok(write_gzip(&a, path)?)
-}
-
-/// Writes `a` gzip-compressed (fixed header: mtime 0, no name, Unix) to a
-/// temp file next to `path`, renamed into place on success.
-fn write_gzip(a: &Archive, path: &Path) -> Result<u64, CpioError> {
-    let out_err = |source| CpioError::Output {
-        path: path.to_owned(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(out_err)?;
-    let gz = flate2::GzBuilder::new().mtime(0).operating_system(3).write(
-        std::io::BufWriter::new(tmp),
-        flate2::Compression::new(GZIP_LEVEL),
-    );
-    let mut buffered = a.write(gz)?.finish().map_err(out_err)?;
-    buffered.flush().map_err(out_err)?;
-    let tmp = buffered.into_inner().map_err(|e| out_err(e.into_error()))?;
-    let size = tmp.as_file().metadata().map_err(out_err)?.len();
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .map_err(out_err)?;
-    tmp.persist(path).map_err(|e| out_err(e.error))?;
-    Ok(size)
+    Ok(a.write_file(path, Encoding::Gzip(GZIP_LEVEL))?)
 }

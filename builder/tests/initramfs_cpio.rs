@@ -210,12 +210,12 @@ fn gzip_accepts_it_and_output_is_deterministic() {
     let a = out.path().join("a.img");
     let b = out.path().join("b.img");
     sample(host.path(), false, true)
-        .write_file(&a, Encoding::Gzip)
+        .write_file(&a, Encoding::Gzip(9))
         .unwrap();
     // Different insertion order, and the host file touched (new mtime): same bytes.
     std::fs::write(host.path().join("xen-blkfront.ko"), blob(54_321, 2)).unwrap();
     sample(host.path(), true, true)
-        .write_file(&b, Encoding::Gzip)
+        .write_file(&b, Encoding::Gzip(9))
         .unwrap();
     let (ga, gb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     assert_eq!(ga, gb, "two builds differ");
@@ -263,7 +263,7 @@ fn declared_size_not_met_is_an_error_and_writes_nothing() {
     std::fs::write(host.path().join("xen-blkfront.ko"), b"short").unwrap();
     let out = tempfile::tempdir().unwrap();
     let path = out.path().join("initrd.img");
-    let err = archive.write_file(&path, Encoding::Gzip).unwrap_err();
+    let err = archive.write_file(&path, Encoding::Gzip(9)).unwrap_err();
     assert!(
         matches!(
             err,

@@ -24,8 +24,9 @@ pub struct Archive {
 pub enum Encoding {
     /// Plain cpio newc.
     Cpio,
-    /// cpio newc inside gzip (fixed header: mtime 0, no file name).
-    Gzip,
+    /// cpio newc inside gzip at this level (0-9; fixed header: mtime 0,
+    /// no file name).
+    Gzip(u32),
 }
 
 /// Normalises an archive path: no leading `/`, no `.` or empty components;
@@ -185,13 +186,13 @@ impl Archive {
         w.finish()
     }
 
-    /// Writes the archive gzip-compressed (deterministic header: mtime 0, no
-    /// file name) to `out` and returns it.
-    pub fn write_gzip<W: Write>(&self, out: W) -> Result<W, CpioError> {
+    /// Writes the archive gzip-compressed at `level` (0-9; deterministic
+    /// header: mtime 0, no file name) to `out` and returns it.
+    pub fn write_gzip<W: Write>(&self, out: W, level: u32) -> Result<W, CpioError> {
         let gz = flate2::GzBuilder::new()
             .mtime(0)
             .operating_system(3) // Unix, as gzip(1) writes
-            .write(out, flate2::Compression::best());
+            .write(out, flate2::Compression::new(level.min(9)));
         self.write(gz)?.finish().map_err(CpioError::Write)
     }
 
@@ -210,7 +211,7 @@ impl Archive {
         let buffered = std::io::BufWriter::new(tmp);
         let buffered = match encoding {
             Encoding::Cpio => self.write(buffered)?,
-            Encoding::Gzip => self.write_gzip(buffered)?,
+            Encoding::Gzip(level) => self.write_gzip(buffered, level)?,
         };
         let tmp = buffered.into_inner().map_err(|e| out_err(e.into_error()))?;
         let size = tmp.as_file().metadata().map_err(out_err)?.len();

@@ -10,7 +10,7 @@
 //! let mut a = Archive::new(0);
 //! a.add(Record::file("/init", 0o755, b"#!/bin/sh\n".to_vec()))?;
 //! a.add(Record::char_dev("/dev/console", 0o600, 5, 1))?;
-//! let gz: Vec<u8> = a.write_gzip(Vec::new())?;
+//! let gz: Vec<u8> = a.write_gzip(Vec::new(), 9)?;
 //! assert_eq!(&gz[..2], &[0x1f, 0x8b]);
 //! # Ok::<(), imgbuild::initramfs::CpioError>(())
 //! ```
