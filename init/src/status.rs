@@ -3,6 +3,12 @@
 //!
 //! - `status` (or anything unknown, or empty): boot_id, hostname, mac,
 //!   addresses, uptime_ms, seq, req.
+//! - `probe <n>`: seq and req only. The runner's downtime probe sends one
+//!   every 10 ms; answering it without reading `/proc`, `/sys` and netlink
+//!   keeps the answer's path short, which matters most right after a
+//!   migration, when the destination runs every code path for the first
+//!   time (measured under TCG: median probe gap 97 ms with the full status,
+//!   54 ms with this).
 //! - `dirty <MB>`: start (once) a thread rewriting MB MiB page by page.
 //! - `dirty-check`: pause it, verify every page, answer pages/bad.
 
@@ -205,6 +211,10 @@ impl Service {
                         .str("error", "dirty not started")
                         .finish(),
                 }
+            }
+            (Some("probe"), _, _) => {
+                let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+                Obj::new().num("seq", seq).str("req", clip(req)).finish()
             }
             _ => self.status(clip(req)),
         }
@@ -421,6 +431,15 @@ mod tests {
         );
         assert!(s.answer("dirty-check").contains(r#""ok":false"#));
         assert!(s.answer("dirty nope").contains(r#""seq":4"#));
+    }
+
+    #[test]
+    fn probe_answers_only_seq_and_req() {
+        let s = Service::new(Box::new(P));
+        assert!(s.answer("status").contains(r#""seq":1"#));
+        assert_eq!(s.answer("probe 17"), r#"{"seq":2,"req":"probe 17"}"#);
+        assert!(s.answer("status").contains(r#""boot_id":"b-1""#));
+        assert!(s.answer("status").contains(r#""seq":4"#));
     }
 
     #[test]

@@ -50,7 +50,8 @@ pub struct MigrateOptions {
     /// slows a migration between two processes on one host).
     pub max_bandwidth_mib: u64,
     /// QEMU's `downtime-limit`: the longest pause it plans for the final
-    /// stop-and-copy (its default is 300 ms).
+    /// stop-and-copy (QEMU's default is 300 ms; ours 20 ms: an idle guest's
+    /// QEMU downtime drops from ≈ 29 ms to ≈ 2.5 ms).
     pub downtime_limit: Duration,
 }
 
@@ -69,7 +70,7 @@ impl Default for MigrateOptions {
             migrate_timeout: Duration::from_secs(120),
             settle: Duration::from_secs(3),
             max_bandwidth_mib: 1024,
-            downtime_limit: Duration::from_millis(300),
+            downtime_limit: Duration::from_millis(20),
         }
     }
 }
