@@ -131,7 +131,12 @@ fn mkfs(a: MkfsArgs) -> Result<()> {
     };
     let mut fs = FsBuilder::new(opts);
     fs.add_tree(&a.dir, "/")?;
-    let report = fs.write(&a.image)?;
+    let mut progress = imgbuild::progress::Progress::new(true);
+    progress.step(&format!("writing {}", a.image.display()));
+    let report = fs.write_with_progress(&a.image, &mut |p| {
+        progress.bytes(p.bytes_done, p.bytes_total);
+    })?;
+    progress.done();
     eprintln!(
         "{}: {} bytes, {} blocks and {} inodes used",
         a.image.display(),

@@ -232,7 +232,10 @@ pub fn build(recipe: &Recipe, opts: &BuildOptions) -> Result<BuildResult, BuildE
         seed: Some(seed_for(name)),
         ..ext4fs_builder::Options::default()
     };
-    rootfs::write::write(&plan, fs_opts, opts.epoch, &st("rootfs.img")).map_err(|e| match e {
+    rootfs::write::write(&plan, fs_opts, opts.epoch, &st("rootfs.img"), &mut |p| {
+        progress.bytes(p.bytes_done, p.bytes_total);
+    })
+    .map_err(|e| match e {
         ext4fs_builder::Error::TooSmall { size_bytes, needed_bytes } => BuildError::Recipe(recipe.error_at(
             recipe.rootfs.size.loc,
             "rootfs.size",

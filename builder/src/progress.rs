@@ -13,6 +13,8 @@ pub struct Progress {
     multi: MultiProgress,
     step: Option<ProgressBar>,
     download: Option<ProgressBar>,
+    /// The current step's byte bar (image writing).
+    bytes: Option<ProgressBar>,
     /// With `IMGBUILD_TIMINGS` set: the current step's name and start.
     timing: Option<(String, Instant)>,
     timings: bool,
@@ -30,6 +32,7 @@ impl Progress {
             multi: MultiProgress::with_draw_target(target),
             step: None,
             download: None,
+            bytes: None,
             timing: None,
             timings: std::env::var_os("IMGBUILD_TIMINGS").is_some(),
         }
@@ -70,6 +73,28 @@ impl Progress {
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             pb.finish();
+        }
+    }
+
+    /// Shows the current step's progress in bytes (e.g. an image being
+    /// written) as a bar under it; the bar goes away at `done == total`.
+    pub fn bytes(&mut self, done: u64, total: u64) {
+        let multi = &self.multi;
+        let pb = self.bytes.get_or_insert_with(|| {
+            let pb = multi.add(ProgressBar::new(total));
+            pb.set_style(
+                ProgressStyle::with_template("  [{bar:30.cyan/blue}] {bytes}/{total_bytes}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            pb
+        });
+        pb.set_length(total);
+        pb.set_position(done);
+        if done >= total {
+            if let Some(pb) = self.bytes.take() {
+                pb.finish_and_clear();
+            }
         }
     }
 

@@ -119,7 +119,26 @@ impl FsBuilder {
     }
 
     /// Writes the image to a temp file next to `image` and renames it into place.
-    pub fn write(mut self, image: &Path) -> Result<WriteReport, Error> {
-        writer::write(&mut self.tree, &self.opts, self.build_time, image)
+    pub fn write(self, image: &Path) -> Result<WriteReport, Error> {
+        self.write_with_progress(image, &mut |_| {})
     }
+
+    /// [`FsBuilder::write`], calling `progress` as file contents are written
+    /// (after each inode), e.g. to drive a progress bar.
+    pub fn write_with_progress(
+        mut self,
+        image: &Path,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<WriteReport, Error> {
+        writer::write(&mut self.tree, &self.opts, self.build_time, image, progress)
+    }
+}
+
+/// How far [`FsBuilder::write_with_progress`] has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes of contents (file data, directories, symlink targets) written so far.
+    pub bytes_done: u64,
+    /// Bytes of contents in the whole image.
+    pub bytes_total: u64,
 }

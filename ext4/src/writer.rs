@@ -116,6 +116,7 @@ pub(crate) fn write(
     opts: &Options,
     ts: Timestamp,
     image: &Path,
+    progress: &mut dyn FnMut(crate::Progress),
 ) -> Result<WriteReport, Error> {
     let tmp = temp_path(image)?;
     let bs = opts.block_size.bytes();
@@ -173,7 +174,7 @@ pub(crate) fn write(
         uuid,
         hash_seed,
     };
-    let written = ctx.write_all(&sized.layout)?;
+    let written = ctx.write_all(&sized.layout, progress)?;
 
     // Bitmaps and descriptors.
     let l = &sized.layout;

@@ -1,6 +1,7 @@
 //! Per-inode output: contents (file data, directory blocks, symlink targets, extent
 //! tree and xattr blocks) and the inode tables, in inode-number order.
 
+use crate::Progress;
 use crate::data::Copier;
 use crate::dir_entry::{self, DirBlockWriter};
 use crate::error::Error;
@@ -58,8 +59,15 @@ fn file_type(kind: &NodeKind) -> u8 {
 }
 
 impl Ctx<'_> {
-    /// Writes every inode's contents and the inode tables.
-    pub fn write_all(&self, layout: &Layout) -> Result<Written, Error> {
+    /// Writes every inode's contents and the inode tables, telling `progress`
+    /// after each inode how many bytes of contents are written.
+    pub fn write_all(
+        &self,
+        layout: &Layout,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Written, Error> {
+        let bytes_total = self.scan.inodes.iter().map(|i| i.size).sum();
+        let mut bytes_done = 0u64;
         let geo = &layout.geo;
         let bs = geo.block_size;
         let ipg = geo.inodes_per_group as usize;
@@ -103,6 +111,11 @@ impl Ctx<'_> {
                 table[off..off + INODE_SIZE].copy_from_slice(&raw);
                 table_used = i % ipg + 1;
             }
+            bytes_done += info.size;
+            progress(Progress {
+                bytes_done,
+                bytes_total,
+            });
         }
         flush(group, &mut table, table_used)?;
         Ok(written)

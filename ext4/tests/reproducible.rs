@@ -49,3 +49,38 @@ fn two_builds_are_identical() {
         .replace('-', "");
     assert_eq!(shown, hex);
 }
+
+#[test]
+fn progress_counts_up_to_the_total_and_does_not_change_the_image() {
+    let d = Scratch::new("progress");
+    let src = d.path("src");
+    let mut file_bytes = 0u64;
+    for i in 0..50usize {
+        let p = src.join(format!("d{}/f{i}", i % 5));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, vec![7u8; i * 1000]).unwrap();
+        file_bytes += (i * 1000) as u64;
+    }
+    let opts = || Options {
+        timestamp: Some(1_234_567_890),
+        seed: Some(7),
+        ..Options::default()
+    };
+    let (a, b) = (d.path("a.img"), d.path("b.img"));
+    let mut seen = Vec::new();
+    let mut fs = FsBuilder::new(opts());
+    fs.add_tree(&src, "/").unwrap();
+    fs.write_with_progress(&a, &mut |p| seen.push(p)).unwrap();
+    let mut fs = FsBuilder::new(opts());
+    fs.add_tree(&src, "/").unwrap();
+    fs.write(&b).unwrap();
+    common::e2fsck(&a);
+
+    let last = *seen.last().expect("progress was reported");
+    assert_eq!(last.bytes_done, last.bytes_total);
+    assert!(last.bytes_total >= file_bytes, "{last:?} < {file_bytes}");
+    assert!(seen.windows(2).all(|w| w[0].bytes_done <= w[1].bytes_done));
+    assert!(seen.iter().all(|p| p.bytes_total == last.bytes_total));
+    assert!(seen.len() > 50, "one report per inode: {}", seen.len());
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+}

@@ -10,12 +10,13 @@ use super::{Node, Plan};
 
 /// Adds every entry of `plan` to a new filesystem and writes it to `image`
 /// (via a temp file renamed into place by the writer). All timestamps are
-/// `epoch`.
+/// `epoch`. `progress` hears how much of the contents is written.
 pub fn write(
     plan: &Plan,
     mut opts: Options,
     epoch: i64,
     image: &Path,
+    progress: &mut dyn FnMut(ext4fs_builder::Progress),
 ) -> Result<WriteReport, Error> {
     opts.timestamp = Some(epoch);
     let ts = Timestamp::from_secs(epoch);
@@ -47,5 +48,5 @@ pub fn write(
         };
         fs.add(path, kind, meta)?;
     }
-    fs.write(image)
+    fs.write_with_progress(image, progress)
 }
