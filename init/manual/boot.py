@@ -3,7 +3,7 @@
 checks the status service through a loopback hostfwd, then powers off."""
 import os, socket, subprocess, sys, time, tempfile, json
 
-C = os.environ.get("C", "/work/cache-init")
+C = os.environ.get("C", os.path.expanduser("~/.cache/imgbuild-init"))
 K = "6.1.0-56-amd64"
 append = sys.argv[1] if len(sys.argv) > 1 else "console=ttyS0 root=/dev/vda ro"
 mode = sys.argv[2] if len(sys.argv) > 2 else "full"

@@ -3,7 +3,7 @@
 # once with a busybox shell script doing the same steps, and prints the
 # kernel timestamp of each "eth0 up" line. Run mk-images.sh first.
 set -euo pipefail
-C=${C:-/work/cache-init}
+C=${C:-$HOME/.cache/imgbuild-init}
 K=6.1.0-56-amd64
 ROUNDS=${ROUNDS:-3}
 M=$C/x/lib/modules/$K

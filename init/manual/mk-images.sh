@@ -1,10 +1,10 @@
 #!/bin/bash
 # Hand-assembles an initramfs and a root ext4 image for a manual boot test.
 set -euo pipefail
-C=${C:-/work/cache-init}
+C=${C:-$HOME/.cache/imgbuild-init}
 K=6.1.0-56-amd64
 M=$C/x/lib/modules/$K
-INIT=${INIT:-/work/target-init/x86_64-unknown-linux-gnu/init/imgbuild-init}
+INIT=${INIT:-target/init-static/x86_64-unknown-linux-gnu/init/imgbuild-init}
 STAGE1_MODS="kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_pci_modern_dev.ko kernel/drivers/virtio/virtio_pci_legacy_dev.ko kernel/drivers/virtio/virtio_pci.ko kernel/drivers/block/virtio_blk.ko kernel/lib/crc16.ko kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko kernel/crypto/crc32c_generic.ko kernel/fs/ext4/ext4.ko"
 STAGE2_MODS="kernel/net/core/failover.ko kernel/drivers/net/net_failover.ko kernel/drivers/net/virtio_net.ko"
 
