@@ -133,8 +133,21 @@ set -e
 cat "$REPORT_DIR/report-host1-host2.json"
 [ $rc2 -eq 0 ] || die "imgrun: migration host 1 -> host 2 failed (exit $rc2)"
 
+# The init under Xen: its console shell ran on hvc0 (host 1 logged the boot),
+# and `xl shutdown` (the kernel runs /sbin/poweroff -> SIGUSR2 to PID 1)
+# makes the migrated guest power itself off on host 2.
+timed guest-console-and-xl-shutdown
+hssh 1 "grep -a -q 'imgbuild-init.*console /dev/hvc0' /var/log/xen/console/guest-$NAME.log" \
+    || die "the guest's boot log on host 1 does not show the init's console shell on /dev/hvc0"
+hssh 2 "timeout 120 xl shutdown -w $NAME" \
+    || die "xl shutdown -w $NAME on host 2 did not complete: the guest's init did not power off"
+if hssh 2 "xl domid $NAME" >/dev/null 2>&1; then
+    die "$NAME still exists on host 2 after xl shutdown"
+fi
+log "xl shutdown: $NAME powered off on host 2"
+
 timed teardown
-hssh 2 xl destroy "$NAME" || true
+hssh 2 xl destroy "$NAME" >/dev/null 2>&1 || true
 hosts_cleanup
 timed done
 gap() { jq -r '.migrations[] | "\(.from) -> \(.to): xl migrate \(.elapsed_ms) ms, probe gap \(.probe.longest_gap_ms) ms"' "$1"; }
