@@ -141,9 +141,14 @@ hssh 1 "grep -a -q 'imgbuild-init.*console /dev/hvc0' /var/log/xen/console/guest
     || die "the guest's boot log on host 1 does not show the init's console shell on /dev/hvc0"
 hssh 2 "timeout 120 xl shutdown -w $NAME" \
     || die "xl shutdown -w $NAME on host 2 did not complete: the guest's init did not power off"
-if hssh 2 "xl domid $NAME" >/dev/null 2>&1; then
-    die "$NAME still exists on host 2 after xl shutdown"
-fi
+# xl's monitoring process carries out on_poweroff ("destroy") just after the
+# shutdown that `-w` waits for.
+gone=0
+for _ in $(seq 30); do
+    if ! hssh 2 "xl domid $NAME" >/dev/null 2>&1; then gone=1; break; fi
+    sleep 1
+done
+[ "$gone" = 1 ] || die "$NAME still exists on host 2 30 s after xl shutdown"
 log "xl shutdown: $NAME powered off on host 2"
 
 timed teardown
