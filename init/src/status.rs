@@ -470,13 +470,18 @@ mod tests {
     #[test]
     fn serves_tcp_and_udp_on_loopback() {
         let s = Service::new(Box::new(P));
-        // find a free port
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        start(Arc::clone(&s), port).unwrap();
+        // A port free for TCP may be taken for UDP (other tests and programs
+        // run meanwhile): try free TCP ports until both bind.
+        let port = (0..50)
+            .find_map(|_| {
+                let port = TcpListener::bind("127.0.0.1:0")
+                    .ok()?
+                    .local_addr()
+                    .ok()?
+                    .port();
+                start(Arc::clone(&s), port).ok().map(|()| port)
+            })
+            .expect("no port free for both TCP and UDP in 50 tries");
         let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let mut r = std::io::BufReader::new(c.try_clone().unwrap());
         let mut line = String::new();
