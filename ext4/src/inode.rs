@@ -9,14 +9,6 @@ pub(crate) const INODE_SIZE: usize = 256;
 pub(crate) const GOOD_OLD_INODE_SIZE: usize = 128;
 pub(crate) const EXTRA_ISIZE: u16 = 32;
 
-pub(crate) const S_IFIFO: u16 = 0o010000;
-pub(crate) const S_IFCHR: u16 = 0o020000;
-pub(crate) const S_IFDIR: u16 = 0o040000;
-pub(crate) const S_IFBLK: u16 = 0o060000;
-pub(crate) const S_IFREG: u16 = 0o100000;
-pub(crate) const S_IFLNK: u16 = 0o120000;
-pub(crate) const S_IFSOCK: u16 = 0o140000;
-
 pub(crate) const EXT4_EXTENTS_FL: u32 = 0x80000;
 pub(crate) const EXT4_INDEX_FL: u32 = 0x1000;
 
@@ -148,6 +140,7 @@ pub(crate) fn encode_dev(major: u32, minor: u32) -> [u8; 60] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mode::S_IFREG;
 
     #[test]
     fn time_encoding() {

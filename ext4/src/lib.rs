@@ -20,10 +20,13 @@ mod htree;
 mod inode;
 mod journal;
 mod layout;
+mod mode;
 mod options;
+mod out;
 mod plan;
 #[cfg(test)]
 mod reference_tests;
+mod report;
 mod size;
 mod source;
 mod superblock;
@@ -41,27 +44,8 @@ pub use options::{
     BlockSize, EntryKind, FileData, Metadata, Options, OwnerPolicy, ParseSizeError, SizeSpec,
     Timestamp,
 };
+pub use report::{Progress, WriteReport};
 pub use units::{BlockNo, InodeNo};
-
-/// What [`FsBuilder::write`] produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct WriteReport {
-    /// Apparent size of the image file in bytes.
-    pub size_bytes: u64,
-    /// Blocks in use (data and metadata).
-    pub blocks_used: u64,
-    /// Inodes in use, including the reserved ones (1..=11).
-    pub inodes_used: u64,
-    /// Filesystem size in blocks.
-    pub blocks_count: u64,
-    /// Block size in bytes.
-    pub block_size: u32,
-    /// Journal length in blocks (0 without a journal).
-    pub journal_blocks: u64,
-    /// The filesystem UUID.
-    pub uuid: [u8; 16],
-}
 
 /// Collects entries, then writes an ext4 image.
 #[derive(Debug)]
@@ -69,18 +53,15 @@ pub struct FsBuilder {
     opts: Options,
     tree: tree::Tree,
     build_time: Timestamp,
-    clamp: Option<i64>,
 }
 
 impl FsBuilder {
     /// Starts an empty filesystem (root and lost+found only).
+    ///
+    /// The build time is [`Options::timestamp`], else 0; the environment
+    /// (`SOURCE_DATE_EPOCH`) is never read: callers that honour it pass it in.
     pub fn new(opts: Options) -> FsBuilder {
-        let explicit = opts.timestamp.or_else(|| {
-            std::env::var("SOURCE_DATE_EPOCH")
-                .ok()
-                .and_then(|s| s.trim().parse::<i64>().ok())
-        });
-        let build_time = Timestamp::from_secs(explicit.unwrap_or(0));
+        let build_time = Timestamp::from_secs(opts.timestamp.unwrap_or(0));
         let mut tree = tree::Tree::new(build_time);
         let lf = Metadata::new(0o700, build_time);
         // Cannot fail: fixed, valid path under an empty root.
@@ -89,22 +70,23 @@ impl FsBuilder {
             opts,
             tree,
             build_time,
-            clamp: explicit,
         }
     }
 
-    /// The build timestamp in effect (option, else `SOURCE_DATE_EPOCH`, else 0).
+    /// The build timestamp in effect ([`Options::timestamp`], else 0).
     pub fn build_time(&self) -> Timestamp {
         self.build_time
     }
 
     /// Adds (recursively, sorted by name) the host directory's contents under `dest`
     /// (absolute image path, e.g. "/"). `dest` takes the host directory's metadata.
+    /// All four times of an entry are the source's mtime, clamped to
+    /// [`Options::timestamp`] when that is set.
     pub fn add_tree(&mut self, host_dir: &Path, dest: &str) -> Result<(), Error> {
         let mut w = source::Walker {
             tree: &mut self.tree,
             owner: self.opts.owner,
-            clamp: self.clamp,
+            clamp: self.opts.timestamp,
             links: HashMap::new(),
         };
         let meta = w.dir_meta(host_dir)?;
@@ -134,11 +116,63 @@ impl FsBuilder {
     }
 }
 
-/// How far [`FsBuilder::write_with_progress`] has got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
-    /// Bytes of contents (file data, directories, symlink targets) written so far.
-    pub bytes_done: u64,
-    /// Bytes of contents in the whole image.
-    pub bytes_total: u64,
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+    use std::path::PathBuf;
+
+    use super::*;
+
+    /// A fresh directory holding one file, `f`, whose mtime is the current time.
+    fn host_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ext4-lib-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("f"), b"x").unwrap();
+        d
+    }
+
+    /// The mtime `add_tree` gave `/f` of `host` under these options.
+    fn added_mtime(host: &Path, timestamp: Option<i64>) -> Timestamp {
+        let mut b = FsBuilder::new(Options {
+            timestamp,
+            ..Options::default()
+        });
+        b.add_tree(host, "/").unwrap();
+        let id = b.tree.lookup("/f").unwrap().expect("/f added");
+        b.tree.nodes[id].meta.mtime
+    }
+
+    #[test]
+    fn build_time_is_the_option_else_zero_whatever_the_environment() {
+        // Read only: whatever SOURCE_DATE_EPOCH this process was started with
+        // (tests/source_date_epoch.rs runs a child with it set).
+        let env = std::env::var("SOURCE_DATE_EPOCH");
+        let b = FsBuilder::new(Options::default());
+        assert_eq!(b.build_time(), Timestamp::from_secs(0), "{env:?}");
+        let b = FsBuilder::new(Options {
+            timestamp: Some(1_234_567_890),
+            ..Options::default()
+        });
+        assert_eq!(b.build_time(), Timestamp::from_secs(1_234_567_890));
+    }
+
+    #[test]
+    fn add_tree_clamps_to_the_option_only() {
+        let host = host_dir("clamp");
+        let m = std::fs::metadata(host.join("f")).unwrap();
+        let source = Timestamp {
+            sec: m.mtime(),
+            nsec: m.mtime_nsec() as u32,
+        };
+        assert!(
+            source.sec > 1000,
+            "host clock before 1970+1000s: {source:?}"
+        );
+        let unclamped = added_mtime(&host, None);
+        let clamped = added_mtime(&host, Some(1000));
+        std::fs::remove_dir_all(&host).unwrap();
+        assert_eq!(unclamped, source);
+        assert_eq!(clamped, Timestamp::from_secs(1000));
+    }
 }

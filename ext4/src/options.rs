@@ -113,7 +113,10 @@ pub struct Options {
     pub uuid: Option<[u8; 16]>,
     /// Seed for the UUID and directory hash seed.
     pub seed: Option<u64>,
-    /// Build time; `None` means `SOURCE_DATE_EPOCH`, else 0.
+    /// Build time (seconds since the epoch), also the latest time `add_tree` gives an
+    /// entry (later source mtimes are clamped to it); `None` means 0 and no clamping.
+    /// The environment is not consulted: a program honouring `SOURCE_DATE_EPOCH`
+    /// reads it and passes it here.
     pub timestamp: Option<i64>,
     /// Create an internal jbd2 journal (inode 8).
     pub journal: bool,

@@ -21,6 +21,13 @@ pub(crate) enum Slot {
     Node(NodeId),
 }
 
+impl Slot {
+    /// Whether the slot holds a directory of `tree`.
+    pub fn is_dir(self, tree: &Tree) -> bool {
+        matches!(self, Slot::Node(id) if matches!(tree.nodes[id].kind, NodeKind::Dir { .. }))
+    }
+}
+
 /// Geometry-independent facts about one inode.
 #[derive(Debug, Clone)]
 pub(crate) struct InodeInfo {

@@ -13,6 +13,7 @@ use crate::group_desc::GroupDesc;
 use crate::inode::{Inode, inode_seed};
 use crate::options::Timestamp;
 use crate::superblock::Superblock;
+use crate::units::InodeNo;
 use crate::{bitmap, xattr};
 
 const BS: usize = 4096;
@@ -241,7 +242,7 @@ fn reference_structures_match_byte_for_byte() {
     for ino in [2, 8, 11, 12, 13, 14] {
         let parsed = r.parse_inode(ino);
         assert_eq!(
-            &parsed.to_bytes(crate::units::InodeNo(ino), r.seed)[..],
+            &parsed.to_bytes(InodeNo(ino), r.seed)[..],
             r.inode(ino),
             "inode {ino}"
         );
@@ -266,24 +267,19 @@ fn reference_structures_match_byte_for_byte() {
         ee_len: get_u16(ib, 16),
         start: crate::units::BlockNo(u64_split(get_u32(ib, 20), u32::from(get_u16(ib, 18)))),
     };
-    let t = extent::build(
-        &[x],
-        &[],
-        BS as u32,
-        inode_seed(crate::InodeNo::ROOT, r.seed),
-    );
+    let t = extent::build(&[x], &[], BS as u32, inode_seed(InodeNo::ROOT, r.seed));
     assert_eq!(t.i_block, root.i_block);
 
     // Root directory block: same packing, same tail checksum.
     let blk = r.block(x.start.0);
-    let mut w = DirBlockWriter::new(BS as u32, inode_seed(crate::InodeNo::ROOT, r.seed));
+    let mut w = DirBlockWriter::new(BS as u32, inode_seed(InodeNo::ROOT, r.seed));
     let mut out = Vec::new();
     let mut emit = |b: &[u8]| out.extend_from_slice(b);
     let mut off = 0;
     while off < BS - 12 {
         let len = blk[off + 6] as usize;
         w.add(
-            crate::units::InodeNo(get_u32(blk, off)),
+            InodeNo(get_u32(blk, off)),
             &blk[off + 8..off + 8 + len],
             blk[off + 7],
             &mut emit,

@@ -1,20 +1,20 @@
 //! Writing the image: temp file next to the target, contents streamed in inode order,
 //! then inode tables, bitmaps, group descriptors and superblocks; rename on success.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
-use crate::WriteReport;
 use crate::bitmap::{bitmap_block, bitmap_csum};
 use crate::error::Error;
 use crate::group_desc::{EXT4_BG_INODE_UNINIT, EXT4_BG_INODE_ZEROED, GroupDesc};
 use crate::layout::LOG_GROUPS_PER_FLEX;
 use crate::options::{Options, SizeSpec, Timestamp};
-use crate::plan::{Slot, scan};
+use crate::out::Out;
+use crate::plan::scan;
+use crate::report::{Progress, WriteReport};
 use crate::size::{Sized, auto, fixed};
 use crate::superblock::{Superblock, group_has_super};
-use crate::tree::{NodeKind, Tree};
+use crate::tree::Tree;
 use crate::units::BlockNo;
 
 /// Removes the temp file unless the build succeeded.
@@ -28,28 +28,6 @@ impl Drop for TempGuard {
         if self.armed {
             let _ = std::fs::remove_file(&self.path);
         }
-    }
-}
-
-/// The image being written.
-pub(crate) struct Out {
-    pub file: File,
-    pub path: PathBuf,
-    pub bs: u32,
-}
-
-impl Out {
-    pub fn at(&self, offset: u64, data: &[u8]) -> Result<(), Error> {
-        self.file
-            .write_all_at(data, offset)
-            .map_err(|e| Error::Output {
-                path: self.path.clone(),
-                source: e,
-            })
-    }
-
-    pub fn block(&self, block: BlockNo, data: &[u8]) -> Result<(), Error> {
-        self.at(block.byte_offset(self.bs), data)
     }
 }
 
@@ -116,7 +94,7 @@ pub(crate) fn write(
     opts: &Options,
     ts: Timestamp,
     image: &Path,
-    progress: &mut dyn FnMut(crate::Progress),
+    progress: &mut dyn FnMut(Progress),
 ) -> Result<WriteReport, Error> {
     let tmp = temp_path(image)?;
     let bs = opts.block_size.bytes();
@@ -257,22 +235,4 @@ pub(crate) fn write(
         journal_blocks: sized.journal_blocks,
         uuid,
     })
-}
-
-/// File-type bits for a node.
-pub(crate) fn type_bits(kind: &NodeKind) -> u16 {
-    use crate::inode::*;
-    match kind {
-        NodeKind::File { .. } => S_IFREG,
-        NodeKind::Dir { .. } => S_IFDIR,
-        NodeKind::Symlink(_) => S_IFLNK,
-        NodeKind::CharDev { .. } => S_IFCHR,
-        NodeKind::BlockDev { .. } => S_IFBLK,
-        NodeKind::Fifo => S_IFIFO,
-        NodeKind::Socket => S_IFSOCK,
-    }
-}
-
-pub(crate) fn slot_is_dir(tree: &Tree, slot: Slot) -> bool {
-    matches!(slot, Slot::Node(id) if matches!(tree.nodes[id].kind, NodeKind::Dir { .. }))
 }

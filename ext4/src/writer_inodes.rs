@@ -1,22 +1,21 @@
 //! Per-inode output: contents (file data, directory blocks, symlink targets, extent
 //! tree and xattr blocks) and the inode tables, in inode-number order.
 
-use crate::Progress;
 use crate::data::Copier;
 use crate::dir_entry::{self, DirBlockWriter};
 use crate::error::Error;
 use crate::extent::{self, Extent};
 use crate::htree::{self, HashedEntry};
-use crate::inode::{
-    EXT4_EXTENTS_FL, EXT4_INDEX_FL, INODE_SIZE, Inode, S_IFREG, encode_dev, inode_seed,
-};
+use crate::inode::{EXT4_EXTENTS_FL, EXT4_INDEX_FL, INODE_SIZE, Inode, encode_dev, inode_seed};
 use crate::layout::Layout;
+use crate::mode::{S_IFREG, type_bits};
 use crate::options::{FileData, Timestamp};
+use crate::out::Out;
 use crate::plan::hashed_children;
 use crate::plan::{Placed, Scan, Slot};
+use crate::report::Progress;
 use crate::tree::{NodeId, NodeKind, ROOT, Tree};
 use crate::units::{BlockNo, InodeNo};
-use crate::writer::{Out, slot_is_dir, type_bits};
 use crate::xattr;
 
 /// Everything needed to write inodes.
@@ -103,7 +102,7 @@ impl Ctx<'_> {
                 Slot::Journal => Some(self.journal_inode(ino, p, &mut written)?),
                 Slot::Node(id) => Some(self.node_inode(ino, id, p, &mut copier)?),
             };
-            if slot_is_dir(self.tree, info.slot) {
+            if info.slot.is_dir(self.tree) {
                 written.dirs_per_group[g as usize] += 1;
             }
             if let Some(raw) = raw {

@@ -1,0 +1,30 @@
+//! What writing an image tells the caller: how far it has got, and what it produced.
+
+/// What [`crate::FsBuilder::write`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriteReport {
+    /// Apparent size of the image file in bytes.
+    pub size_bytes: u64,
+    /// Blocks in use (data and metadata).
+    pub blocks_used: u64,
+    /// Inodes in use, including the reserved ones (1..=11).
+    pub inodes_used: u64,
+    /// Filesystem size in blocks.
+    pub blocks_count: u64,
+    /// Block size in bytes.
+    pub block_size: u32,
+    /// Journal length in blocks (0 without a journal).
+    pub journal_blocks: u64,
+    /// The filesystem UUID.
+    pub uuid: [u8; 16],
+}
+
+/// How far [`crate::FsBuilder::write_with_progress`] has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes of contents (file data, directories, symlink targets) written so far.
+    pub bytes_done: u64,
+    /// Bytes of contents in the whole image.
+    pub bytes_total: u64,
+}
