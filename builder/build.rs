@@ -21,6 +21,8 @@ fn main() {
         .unwrap_or(Path::new(".."))
         .to_path_buf();
     for p in [
+        "contract/src",
+        "contract/Cargo.toml",
         "init/src",
         "init/Cargo.toml",
         "modules/src",

@@ -1,4 +1,4 @@
-//! Writes an initramfs [`Plan`] with the initramfs writer
+//! The initramfs's contents ([`plan`]), and writing a [`Plan`] with the initramfs writer
 //! ([`crate::initramfs`]): cpio newc + gzip, reproducible, through a temp
 //! file renamed into place.
 //!
@@ -9,10 +9,11 @@
 use std::path::Path;
 
 use crate::initramfs::{Archive, CpioError, Encoding, Record};
+use crate::kmods::ModuleSet;
+use crate::rootfs::{Node, Plan};
 
 /// gzip level for `initrd.img`.
 pub const GZIP_LEVEL: u32 = 6;
-use crate::rootfs::{Node, Plan};
 
 /// The initramfs could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -52,4 +53,65 @@ pub fn write(plan: &Plan, epoch: i64, path: &Path) -> Result<u64, InitramfsOutEr
         a.add(rec)?;
     }
     Ok(a.write_file(path, Encoding::Gzip(GZIP_LEVEL))?)
+}
+
+/// The initramfs contents: `/init`, its config, the block-driver modules
+/// with a `modules.dep`, and the directories and console the kernel and
+/// stage 1 need.
+pub fn plan(init: &[u8], conf: &str, kver: &str, modules: &ModuleSet) -> Plan {
+    let mut p = Plan::new();
+    for d in ["/dev", "/proc", "/sys", "/newroot", "/etc/imgbuild"] {
+        p.add(d, Node::Dir, 0o755);
+    }
+    p.add("/dev/console", Node::CharDev(5, 1), 0o600);
+    p.add("/init", Node::Bytes(init.to_vec()), 0o755);
+    p.add(
+        "/etc/imgbuild/init.conf",
+        Node::Bytes(conf.as_bytes().to_vec()),
+        0o644,
+    );
+    let kdir = format!("/lib/modules/{kver}");
+    p.add(&kdir, Node::Dir, 0o755);
+    for m in &modules.files {
+        p.add(
+            &format!("{kdir}/{}", m.rel),
+            Node::Bytes(m.bytes.clone()),
+            0o644,
+        );
+    }
+    p.add(
+        &format!("{kdir}/modules.dep"),
+        Node::Bytes(modules.modules_dep.as_bytes().to_vec()),
+        0o644,
+    );
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initramfs_plan_has_what_stage_1_needs() {
+        let p = plan(
+            b"ELF",
+            "stage = 1\n",
+            "6.1.0-9-amd64",
+            &ModuleSet::fake(&["kernel/drivers/block/virtio_blk.ko"]),
+        );
+        assert_eq!(p.get("/init").unwrap().node, Node::Bytes(b"ELF".to_vec()));
+        assert_eq!(p.get("/init").unwrap().mode, 0o755);
+        assert_eq!(p.get("/dev/console").unwrap().node, Node::CharDev(5, 1));
+        assert!(p.get("/etc/imgbuild/init.conf").is_some());
+        assert!(
+            p.get("/lib/modules/6.1.0-9-amd64/kernel/drivers/block/virtio_blk.ko")
+                .is_some()
+        );
+        assert_eq!(
+            p.get("/lib/modules/6.1.0-9-amd64/modules.dep")
+                .unwrap()
+                .node,
+            Node::Bytes(b"kernel/drivers/block/virtio_blk.ko:\n".to_vec())
+        );
+    }
 }

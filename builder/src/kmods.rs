@@ -20,6 +20,21 @@ pub struct ModuleSet {
 }
 
 impl ModuleSet {
+    /// A set of one-byte modules at these paths, for unit tests.
+    #[cfg(test)]
+    pub fn fake(rels: &[&str]) -> ModuleSet {
+        ModuleSet {
+            files: rels
+                .iter()
+                .map(|r| crate::rootfs::ModuleFile {
+                    rel: (*r).to_owned(),
+                    bytes: vec![1],
+                })
+                .collect(),
+            modules_dep: rels.iter().map(|r| format!("{r}:\n")).collect(),
+        }
+    }
+
     /// Paths relative to `/lib/modules/<kver>`, in load order.
     pub fn load_order(&self) -> Vec<String> {
         self.files.iter().map(|f| f.rel.clone()).collect()

@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod init_binary;
+pub mod init_conf;
 pub mod initramfs;
 pub mod initramfs_out;
 pub mod inspect;

@@ -1,97 +1,92 @@
-//! `out/<name>/manifest.json`: what was built, with sizes and SHA-256.
+//! Hashing the outputs for `manifest.json`. The manifest itself — its
+//! fields, its JSON — is the contract's (`guest_contract::manifest`).
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use serde::Serialize;
-use sha2::{Digest, Sha256};
+use guest_contract::cmdline::Platform;
+use guest_contract::manifest::{Cmdlines, GuestFacts, GuestNet, Manifest, OutputFile};
+use guest_contract::outputs::Output;
+use sha2::{Digest as _, Sha256};
 
-/// The manifest (schema in CONTRACTS.md).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Manifest {
-    /// Guest name.
-    pub name: String,
-    /// The SOURCE_DATE_EPOCH used for every timestamp.
-    pub source_date_epoch: i64,
-    /// `uname -r` of the guest kernel.
-    pub kernel_version: String,
-    /// Guest facts the runner needs.
-    pub guest: GuestFacts,
-    /// Output files.
-    pub outputs: Vec<OutputFile>,
+use crate::recipe::Recipe;
+
+/// The manifest of `recipe`'s build, with its hashed `outputs`.
+pub fn manifest_for(recipe: &Recipe, epoch: i64, kver: &str, outputs: Vec<OutputFile>) -> Manifest {
+    Manifest {
+        name: recipe.guest.name.clone(),
+        source_date_epoch: epoch,
+        kernel_version: kver.to_owned(),
+        guest: GuestFacts {
+            hostname: recipe.guest.hostname.clone(),
+            memory_mib: recipe.guest.memory_mib,
+            vcpus: recipe.guest.vcpus,
+            network: recipe.network.as_ref().map(|n| GuestNet {
+                mac: n.mac,
+                address: n.address,
+                gateway: n.gateway,
+            }),
+            status_port: recipe
+                .init
+                .status_enabled
+                .then_some(recipe.init.status_port),
+            root_label: recipe.rootfs.label.clone(),
+        },
+        cmdline: Cmdlines {
+            xen: recipe.kernel_cmdline(Platform::Xen),
+            qemu: recipe.kernel_cmdline(Platform::Qemu),
+        },
+        outputs,
+    }
 }
 
-/// Guest facts.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct GuestFacts {
-    /// Hostname.
-    pub hostname: String,
-    /// Memory, MiB.
-    pub memory_mib: u64,
-    /// vCPUs.
-    pub vcpus: u32,
-    /// eth0 MAC.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mac: Option<String>,
-    /// eth0 address.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
-    /// Prefix length.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prefix: Option<u8>,
-    /// Gateway.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gateway: Option<String>,
-    /// Status service port (absent when the service is disabled).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status_port: Option<u16>,
-    /// Kernel command line in the xl config.
-    pub xen_cmdline: String,
-    /// Root filesystem label.
-    pub root_label: String,
-}
-
-/// One output file.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct OutputFile {
-    /// File name inside the output directory.
-    pub file: String,
+/// A file's apparent size and SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
     /// Apparent size in bytes.
     pub size: u64,
     /// Lower-case hex SHA-256 of the contents.
     pub sha256: String,
 }
 
-impl OutputFile {
-    /// Hashes `path` and records it under `file`. Holes of a sparse file
-    /// are hashed as the zeros they read as, without reading them.
-    pub fn of(file: &str, path: &Path) -> io::Result<OutputFile> {
-        let f = File::open(path)?;
-        let size = f.metadata()?.len();
-        let mut h = Sha256::new();
-        let zeros = vec![0u8; CHUNK];
-        let mut buf = vec![0u8; CHUNK];
-        let mut pos = 0u64;
-        while pos < size {
-            let (data, hole) = next_data(&f, pos, size);
-            feed_zeros(&mut h, &zeros, data - pos);
-            let mut at = data;
-            while at < hole {
-                let n = usize::try_from((hole - at).min(CHUNK as u64)).unwrap_or(CHUNK);
-                f.read_exact_at(&mut buf[..n], at)?;
-                h.update(&buf[..n]);
-                at += n as u64;
-            }
-            pos = hole;
+/// Hashes `path`. Holes of a sparse file are hashed as the zeros they read
+/// as, without reading them.
+pub fn digest(path: &Path) -> io::Result<Digest> {
+    let f = File::open(path)?;
+    let size = f.metadata()?.len();
+    let mut h = Sha256::new();
+    let zeros = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; CHUNK];
+    let mut pos = 0u64;
+    while pos < size {
+        let (data, hole) = next_data(&f, pos, size);
+        feed_zeros(&mut h, &zeros, data - pos);
+        let mut at = data;
+        while at < hole {
+            let n = usize::try_from((hole - at).min(CHUNK as u64)).unwrap_or(CHUNK);
+            f.read_exact_at(&mut buf[..n], at)?;
+            h.update(&buf[..n]);
+            at += n as u64;
         }
-        Ok(OutputFile {
-            file: file.to_owned(),
-            size,
-            sha256: hex(&h.finalize()),
-        })
+        pos = hole;
     }
+    Ok(Digest {
+        size,
+        sha256: hex(&h.finalize()),
+    })
+}
+
+/// The manifest entry of `output`, hashed from `path`.
+pub fn output_file(output: Output, file: &str, path: &Path) -> io::Result<OutputFile> {
+    let d = digest(path)?;
+    Ok(OutputFile {
+        output,
+        file: file.to_owned(),
+        size: d.size,
+        sha256: d.sha256,
+    })
 }
 
 const CHUNK: usize = 1 << 20;
@@ -125,15 +120,6 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-impl Manifest {
-    /// Pretty JSON with a trailing newline.
-    pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
-        s.push('\n');
-        s
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,7 +130,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("x");
         std::fs::write(&p, b"abc").unwrap();
-        let o = OutputFile::of("x", &p).unwrap();
+        let o = digest(&p).unwrap();
         assert_eq!(o.size, 3);
         assert_eq!(
             o.sha256,
@@ -166,39 +152,8 @@ mod tests {
         f.set_len(12 << 20).unwrap();
         drop(f);
         let full = std::fs::read(&p).unwrap();
-        let o = OutputFile::of("sparse", &p).unwrap();
+        let o = digest(&p).unwrap();
         assert_eq!(o.size, 12 << 20);
         assert_eq!(o.sha256, hex(&Sha256::digest(&full)));
-    }
-
-    #[test]
-    fn json_shape() {
-        let m = Manifest {
-            name: "busybox".into(),
-            source_date_epoch: 0,
-            kernel_version: "6.1.0-1-amd64".into(),
-            guest: GuestFacts {
-                hostname: "busybox".into(),
-                memory_mib: 512,
-                vcpus: 1,
-                mac: Some("00:16:3e:00:00:01".into()),
-                address: Some("10.99.0.2".into()),
-                prefix: Some(24),
-                gateway: Some("10.99.0.1".into()),
-                status_port: Some(5115),
-                xen_cmdline: "root=/dev/xvda".into(),
-                root_label: "busybox-root".into(),
-            },
-            outputs: vec![OutputFile {
-                file: "vmlinuz".into(),
-                size: 1,
-                sha256: "00".into(),
-            }],
-        };
-        let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
-        assert_eq!(v["guest"]["memory_mib"], 512);
-        assert_eq!(v["guest"]["status_port"], 5115);
-        assert_eq!(v["outputs"][0]["file"], "vmlinuz");
-        assert_eq!(v["kernel_version"], "6.1.0-1-amd64");
     }
 }

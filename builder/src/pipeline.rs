@@ -7,24 +7,25 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use imgbuild_init::config::{
-    InitConfig, NetConfig, Restart as InitRestart, Service as InitService, Stage, StatusConfig,
-};
+use guest_contract::init_config::Stage;
+use guest_contract::outputs::{MANIFEST_FILE, Output};
 use imgbuild_modules::tree::{ModuleTree, TreeError};
 use sha2::{Digest, Sha256};
 
 use crate::init_binary::{InitBinary, InitBinaryError};
+use crate::init_conf::init_config;
 use crate::initramfs_out::{self, InitramfsOutError};
 use crate::kernel::{self, KernelFiles, LocateError};
-use crate::kmods::{self, KmodError, ModuleSet};
-use crate::manifest::{GuestFacts, Manifest, OutputFile};
+use crate::kmods::{self, KmodError};
+use crate::manifest::{manifest_for, output_file};
 use crate::progress::Progress;
 use crate::recipe::units::human;
-use crate::recipe::{Input, Located, Recipe, RecipeError, Restart, Size};
+use crate::recipe::{Input, Located, Recipe, RecipeError, Size};
 use crate::rootfs::busybox::{self, AppletError};
-use crate::rootfs::{self, Node, Plan, RootfsParts};
+use crate::rootfs::{self, RootfsParts};
 use crate::sources::{self, PackageSpec, SourceError};
 use crate::xlcfg::{self, XlPaths};
+use guest_contract::manifest::Manifest;
 
 /// The largest initramfs we produce.
 pub const INITRAMFS_LIMIT: u64 = 2 << 20;
@@ -200,10 +201,10 @@ pub fn build(recipe: &Recipe, opts: &BuildOptions) -> Result<BuildResult, BuildE
     let _ = fs::remove_dir_all(&staging.dir);
     fs::create_dir_all(&staging.dir).map_err(io_err(&staging.dir))?;
     let st = |f: &str| staging.dir.join(f);
-    let cfg_name = format!("{name}.cfg");
+    let [rootfs_img, initrd_img, vmlinuz, xl_cfg] = Output::ALL.map(|o| o.file_name(name));
 
     // Root image.
-    progress.step("rootfs.img");
+    progress.step(&rootfs_img);
     let conf2 = init_config(
         recipe,
         &kfiles.version,
@@ -232,7 +233,7 @@ pub fn build(recipe: &Recipe, opts: &BuildOptions) -> Result<BuildResult, BuildE
         seed: Some(seed_for(name)),
         ..ext4fs_builder::Options::default()
     };
-    rootfs::write::write(&plan, fs_opts, opts.epoch, &st("rootfs.img"), &mut |p| {
+    rootfs::write::write(&plan, fs_opts, opts.epoch, &st(&rootfs_img), &mut |p| {
         progress.bytes(p.bytes_done, p.bytes_total);
     })
     .map_err(|e| match e {
@@ -249,12 +250,12 @@ pub fn build(recipe: &Recipe, opts: &BuildOptions) -> Result<BuildResult, BuildE
     })?;
     // Hash the (large) root image on the other core while the rest is built.
     let rootfs_hash = {
-        let img = st("rootfs.img");
-        std::thread::spawn(move || OutputFile::of("rootfs.img", &img))
+        let (img, file) = (st(&rootfs_img), rootfs_img.clone());
+        std::thread::spawn(move || output_file(Output::RootImage, &file, &img))
     };
 
     // Initramfs.
-    progress.step("initrd.img");
+    progress.step(&initrd_img);
     let conf1 = init_config(
         recipe,
         &kfiles.version,
@@ -263,10 +264,10 @@ pub fn build(recipe: &Recipe, opts: &BuildOptions) -> Result<BuildResult, BuildE
         &stage2_set,
     )
     .render();
-    let iplan = initramfs_plan(&init.bytes, &conf1, &kfiles.version, &stage1_set);
-    initramfs_out::write(&iplan, opts.epoch, &st("initrd.img"))?;
-    let isize = fs::metadata(st("initrd.img"))
-        .map_err(io_err(&st("initrd.img")))?
+    let iplan = initramfs_out::plan(&init.bytes, &conf1, &kfiles.version, &stage1_set);
+    initramfs_out::write(&iplan, opts.epoch, &st(&initrd_img))?;
+    let isize = fs::metadata(st(&initrd_img))
+        .map_err(io_err(&st(&initrd_img)))?
         .len();
     if isize > INITRAMFS_LIMIT {
         return Err(BuildError::InitramfsTooBig { size: isize });
@@ -274,41 +275,39 @@ pub fn build(recipe: &Recipe, opts: &BuildOptions) -> Result<BuildResult, BuildE
 
     // Kernel and xl config.
     progress.step("vmlinuz, xl config");
-    fs::copy(&kfiles.vmlinuz, st("vmlinuz")).map_err(io_err(&kfiles.vmlinuz))?;
+    fs::copy(&kfiles.vmlinuz, st(&vmlinuz)).map_err(io_err(&kfiles.vmlinuz))?;
     let paths = XlPaths {
-        kernel: out_dir.join("vmlinuz").display().to_string(),
-        ramdisk: out_dir.join("initrd.img").display().to_string(),
+        kernel: out_dir.join(&vmlinuz).display().to_string(),
+        ramdisk: out_dir.join(&initrd_img).display().to_string(),
         disk: recipe
             .xen
             .disk_target
             .clone()
-            .unwrap_or_else(|| out_dir.join("rootfs.img").display().to_string()),
+            .unwrap_or_else(|| out_dir.join(&rootfs_img).display().to_string()),
     };
-    fs::write(st(&cfg_name), xlcfg::render(recipe, &paths)).map_err(io_err(&st(&cfg_name)))?;
+    fs::write(st(&xl_cfg), xlcfg::render(recipe, &paths)).map_err(io_err(&st(&xl_cfg)))?;
 
     // Manifest.
     progress.step("sha256, manifest");
     let rootfs_out = rootfs_hash
         .join()
         .unwrap_or_else(|_| Err(std::io::Error::other("hashing thread panicked")))
-        .map_err(io_err(&st("rootfs.img")))?;
+        .map_err(io_err(&st(&rootfs_img)))?;
     let mut outputs = vec![rootfs_out];
-    for f in ["initrd.img", "vmlinuz", cfg_name.as_str()] {
-        outputs.push(OutputFile::of(f, &st(f)).map_err(io_err(&st(f)))?);
+    for (o, f) in [
+        (Output::Initramfs, &initrd_img),
+        (Output::Kernel, &vmlinuz),
+        (Output::XlConfig, &xl_cfg),
+    ] {
+        outputs.push(output_file(o, f, &st(f)).map_err(io_err(&st(f)))?);
     }
     let manifest = manifest_for(recipe, opts.epoch, &kfiles.version, outputs);
-    fs::write(st("manifest.json"), manifest.to_json()).map_err(io_err(&st("manifest.json")))?;
+    fs::write(st(MANIFEST_FILE), manifest.to_json()).map_err(io_err(&st(MANIFEST_FILE)))?;
 
     // Commit: everything succeeded, move into place.
     progress.step("commit");
     fs::create_dir_all(&out_dir).map_err(io_err(&out_dir))?;
-    for f in [
-        "rootfs.img",
-        "initrd.img",
-        "vmlinuz",
-        cfg_name.as_str(),
-        "manifest.json",
-    ] {
+    for f in [&rootfs_img, &initrd_img, &vmlinuz, &xl_cfg, MANIFEST_FILE] {
         fs::rename(st(f), out_dir.join(f)).map_err(io_err(&out_dir.join(f)))?;
     }
     drop(staging);
@@ -416,213 +415,9 @@ fn busybox_input(
     Ok(kernel::locate_busybox(&p)?)
 }
 
-/// The init's configuration for `stage`.
-pub fn init_config(
-    recipe: &Recipe,
-    kver: &str,
-    stage: Stage,
-    stage1: &ModuleSet,
-    stage2: &ModuleSet,
-) -> InitConfig {
-    let shell = imgbuild_init::config::split_words(&recipe.init.shell).unwrap_or_else(|_| {
-        recipe
-            .init
-            .shell
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect()
-    });
-    InitConfig {
-        stage,
-        kernel_version: kver.to_owned(),
-        hostname: Some(recipe.guest.hostname.clone()),
-        stage1_modules: stage1.load_order(),
-        stage2_modules: stage2.load_order(),
-        root_wait_secs: recipe.init.root_wait_secs,
-        net: recipe.network.as_ref().map(|n| NetConfig {
-            iface: "eth0".to_owned(),
-            address: n.address.addr,
-            prefix: n.address.prefix,
-            gateway: n.gateway,
-            mac: Some(n.mac.0),
-        }),
-        shell,
-        services: recipe
-            .init
-            .services
-            .iter()
-            .map(|s| InitService {
-                restart: match s.restart {
-                    Restart::Once => InitRestart::Once,
-                    Restart::Respawn => InitRestart::Respawn,
-                },
-                argv: s.command.clone(),
-            })
-            .collect(),
-        status: StatusConfig {
-            enabled: recipe.init.status_enabled,
-            port: recipe.init.status_port,
-        },
-        ..InitConfig::default()
-    }
-}
-
-/// The initramfs contents: `/init`, its config, the block-driver modules
-/// with a `modules.dep`, and the directories and console the kernel and
-/// stage 1 need.
-pub fn initramfs_plan(init: &[u8], conf: &str, kver: &str, modules: &ModuleSet) -> Plan {
-    let mut p = Plan::new();
-    for d in ["/dev", "/proc", "/sys", "/newroot", "/etc/imgbuild"] {
-        p.add(d, Node::Dir, 0o755);
-    }
-    p.add("/dev/console", Node::CharDev(5, 1), 0o600);
-    p.add("/init", Node::Bytes(init.to_vec()), 0o755);
-    p.add(
-        "/etc/imgbuild/init.conf",
-        Node::Bytes(conf.as_bytes().to_vec()),
-        0o644,
-    );
-    let kdir = format!("/lib/modules/{kver}");
-    p.add(&kdir, Node::Dir, 0o755);
-    for m in &modules.files {
-        p.add(
-            &format!("{kdir}/{}", m.rel),
-            Node::Bytes(m.bytes.clone()),
-            0o644,
-        );
-    }
-    p.add(
-        &format!("{kdir}/modules.dep"),
-        Node::Bytes(modules.modules_dep.as_bytes().to_vec()),
-        0o644,
-    );
-    p
-}
-
-fn manifest_for(recipe: &Recipe, epoch: i64, kver: &str, outputs: Vec<OutputFile>) -> Manifest {
-    let n = recipe.network.as_ref();
-    Manifest {
-        name: recipe.guest.name.clone(),
-        source_date_epoch: epoch,
-        kernel_version: kver.to_owned(),
-        guest: GuestFacts {
-            hostname: recipe.guest.hostname.clone(),
-            memory_mib: recipe.guest.memory_mib,
-            vcpus: recipe.guest.vcpus,
-            mac: n.map(|n| n.mac.to_string()),
-            address: n.map(|n| n.address.addr.to_string()),
-            prefix: n.map(|n| n.address.prefix),
-            gateway: n.and_then(|n| n.gateway).map(|g| g.to_string()),
-            status_port: recipe
-                .init
-                .status_enabled
-                .then_some(recipe.init.status_port),
-            xen_cmdline: recipe.xen_cmdline(),
-            root_label: recipe.rootfs.label.clone(),
-        },
-        outputs,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::rootfs::ModuleFile;
-
-    fn set(rels: &[&str]) -> ModuleSet {
-        ModuleSet {
-            files: rels
-                .iter()
-                .map(|r| ModuleFile {
-                    rel: (*r).to_owned(),
-                    bytes: vec![1],
-                })
-                .collect(),
-            modules_dep: rels.iter().map(|r| format!("{r}:\n")).collect(),
-        }
-    }
-
-    #[test]
-    fn init_config_carries_the_recipe() {
-        let r = Recipe::parse(
-            Path::new("/r/g.toml"),
-            r#"
-[guest]
-name = "g"
-hostname = "h1"
-[network]
-address = "10.1.2.3/16"
-gateway = "10.1.0.1"
-mac = "00:16:3e:aa:bb:cc"
-[init]
-shell = "/bin/sh -l"
-root_wait = 7
-[[init.services]]
-command = ["/sbin/syslogd", "-n"]
-[[init.services]]
-command = ["/bin/echo", "hello world"]
-restart = "once"
-[init.status]
-enabled = false
-port = 6000
-"#,
-        )
-        .unwrap();
-        let s1 = set(&["kernel/a.ko"]);
-        let s2 = set(&["kernel/b.ko", "kernel/c.ko"]);
-        let c = init_config(&r, "6.1.0-9-amd64", Stage::Root, &s1, &s2);
-        // What the init will read back is what the recipe said.
-        let back = InitConfig::parse(&c.render()).unwrap();
-        assert_eq!(back, c);
-        assert_eq!(back.stage, Stage::Root);
-        assert_eq!(back.kernel_version, "6.1.0-9-amd64");
-        assert_eq!(back.hostname.as_deref(), Some("h1"));
-        assert_eq!(back.stage1_modules, ["kernel/a.ko"]);
-        assert_eq!(back.stage2_modules, ["kernel/b.ko", "kernel/c.ko"]);
-        assert_eq!(back.root_wait_secs, 7);
-        assert_eq!(back.shell, ["/bin/sh", "-l"]);
-        let net = back.net.unwrap();
-        assert_eq!((net.iface.as_str(), net.prefix), ("eth0", 16));
-        assert_eq!(net.mac, Some([0x00, 0x16, 0x3e, 0xaa, 0xbb, 0xcc]));
-        assert_eq!(net.gateway, Some(std::net::Ipv4Addr::new(10, 1, 0, 1)));
-        assert_eq!(back.services.len(), 2);
-        assert_eq!(back.services[0].restart, InitRestart::Respawn);
-        assert_eq!(back.services[1].argv, ["/bin/echo", "hello world"]);
-        assert_eq!(back.services[1].restart, InitRestart::Once);
-        assert_eq!(
-            back.status,
-            StatusConfig {
-                enabled: false,
-                port: 6000
-            }
-        );
-    }
-
-    #[test]
-    fn initramfs_plan_has_what_stage_1_needs() {
-        let p = initramfs_plan(
-            b"ELF",
-            "stage = 1\n",
-            "6.1.0-9-amd64",
-            &set(&["kernel/drivers/block/virtio_blk.ko"]),
-        );
-        assert_eq!(p.get("/init").unwrap().node, Node::Bytes(b"ELF".to_vec()));
-        assert_eq!(p.get("/init").unwrap().mode, 0o755);
-        assert_eq!(p.get("/dev/console").unwrap().node, Node::CharDev(5, 1));
-        assert!(p.get("/etc/imgbuild/init.conf").is_some());
-        assert!(
-            p.get("/lib/modules/6.1.0-9-amd64/kernel/drivers/block/virtio_blk.ko")
-                .is_some()
-        );
-        assert_eq!(
-            p.get("/lib/modules/6.1.0-9-amd64/modules.dep")
-                .unwrap()
-                .node,
-            Node::Bytes(b"kernel/drivers/block/virtio_blk.ko:\n".to_vec())
-        );
-    }
 
     #[test]
     fn seed_is_stable_per_name() {

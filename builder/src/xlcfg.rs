@@ -1,6 +1,8 @@
-//! The Xen PV domain configuration, in xl.cfg(5) form.
+//! The Xen PV domain configuration of a recipe's guest; the xl.cfg(5)
+//! format itself is the contract's (`guest_contract::xl_cfg`).
 
-use std::fmt::Write as _;
+use guest_contract::cmdline::Platform;
+use guest_contract::xl_cfg::{Disk, Vif, XlConfig};
 
 use crate::recipe::Recipe;
 
@@ -15,56 +17,34 @@ pub struct XlPaths {
     pub disk: String,
 }
 
-/// Quotes a string for xl.cfg: double quotes, with `\` and `"` escaped.
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
+/// The xl.cfg(5) text for `recipe`'s guest.
+pub fn render(recipe: &Recipe, paths: &XlPaths) -> String {
+    config(recipe, paths).render()
 }
 
-/// Renders the xl.cfg(5) text for `recipe`'s guest.
-pub fn render(recipe: &Recipe, paths: &XlPaths) -> String {
+/// The domain configuration of `recipe`'s guest.
+pub fn config(recipe: &Recipe, paths: &XlPaths) -> XlConfig {
     let g = &recipe.guest;
     let x = &recipe.xen;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "# Xen PV guest {}, written by imgbuild. Start it with: xl create {}.cfg",
-        quote(&g.name),
-        g.name
-    );
-    let _ = writeln!(s, "type = \"pv\"");
-    let _ = writeln!(s, "name = {}", quote(&g.name));
-    let _ = writeln!(s, "kernel = {}", quote(&paths.kernel));
-    let _ = writeln!(s, "ramdisk = {}", quote(&paths.ramdisk));
-    let _ = writeln!(s, "cmdline = {}", quote(&recipe.xen_cmdline()));
-    let _ = writeln!(s, "memory = {}", g.memory_mib);
-    let _ = writeln!(s, "vcpus = {}", g.vcpus);
-    // `target=` must come last: everything after it is the path.
-    let _ = writeln!(
-        s,
-        "disk = [ 'format=raw, vdev=xvda, access=rw, target={}' ]",
-        paths.disk
-    );
-    match &recipe.network {
-        Some(n) => {
-            let _ = writeln!(s, "vif = [ 'mac={}, bridge={}' ]", n.mac, x.bridge);
-        }
-        None => {
-            let _ = writeln!(s, "vif = [ 'bridge={}' ]", x.bridge);
-        }
+    XlConfig {
+        name: g.name.clone(),
+        kernel: paths.kernel.clone(),
+        ramdisk: paths.ramdisk.clone(),
+        cmdline: recipe.kernel_cmdline(Platform::Xen),
+        memory_mib: g.memory_mib,
+        vcpus: g.vcpus,
+        disks: vec![Disk {
+            vdev: "xvda".into(),
+            target: paths.disk.clone(),
+        }],
+        vif: Vif {
+            mac: recipe.network.as_ref().map(|n| n.mac),
+            bridge: x.bridge.clone(),
+        },
+        on_poweroff: x.on_poweroff.clone(),
+        on_reboot: x.on_reboot.clone(),
+        on_crash: x.on_crash.clone(),
     }
-    let _ = writeln!(s, "on_poweroff = {}", quote(&x.on_poweroff));
-    let _ = writeln!(s, "on_reboot = {}", quote(&x.on_reboot));
-    let _ = writeln!(s, "on_crash = {}", quote(&x.on_crash));
-    s
 }
 
 #[cfg(test)]
@@ -136,10 +116,5 @@ on_crash = "preserve"
         assert!(t.contains("cmdline = \"root=/dev/xvda ro console=hvc0\"\n"));
         assert!(t.contains("vif = [ 'bridge=br1' ]\n"));
         assert!(t.contains("on_crash = \"preserve\"\n"));
-    }
-
-    #[test]
-    fn quoting() {
-        assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
     }
 }

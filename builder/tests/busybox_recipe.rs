@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use guest_contract::init_config::InitConfig;
 use imgbuild::init_binary::check_static;
-use imgbuild_init::config::InitConfig;
 
 fn recipe_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/busybox.toml")
@@ -76,7 +76,7 @@ fn sha_of_outputs(dir: &Path) -> Vec<(String, String)> {
         "busybox.cfg",
         "manifest.json",
     ] {
-        let o = imgbuild::manifest::OutputFile::of(f, &dir.join(f)).unwrap();
+        let o = imgbuild::manifest::digest(&dir.join(f)).unwrap();
         v.push((f.to_owned(), o.sha256));
     }
     v
@@ -112,7 +112,7 @@ fn busybox_recipe_builds_a_bootable_reproducible_guest() {
     );
     for o in m["outputs"].as_array().unwrap() {
         let f = o["file"].as_str().unwrap();
-        let real = imgbuild::manifest::OutputFile::of(f, &dir.join(f)).unwrap();
+        let real = imgbuild::manifest::digest(&dir.join(f)).unwrap();
         assert_eq!(o["size"], real.size, "{f}");
         assert_eq!(o["sha256"], real.sha256.as_str(), "{f}");
     }
@@ -316,7 +316,7 @@ fn busybox_recipe_builds_a_bootable_reproducible_guest() {
         .unwrap()
         .replace(dir.to_str().unwrap(), "<OUT>");
     let mac = m["guest"]["mac"].as_str().unwrap().to_owned();
-    assert_eq!(mac, imgbuild::recipe::Mac::for_guest("busybox").to_string());
+    assert_eq!(mac, imgbuild::recipe::default_mac("busybox").to_string());
     let want = format!(
         r#"# Xen PV guest "busybox", written by imgbuild. Start it with: xl create busybox.cfg
 type = "pv"

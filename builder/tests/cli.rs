@@ -42,7 +42,7 @@ fn sample_tree(root: &Path) {
 }
 
 fn sha(p: &Path) -> String {
-    imgbuild::manifest::OutputFile::of("x", p).unwrap().sha256
+    imgbuild::manifest::digest(p).unwrap().sha256
 }
 
 #[test]

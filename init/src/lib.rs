@@ -4,7 +4,9 @@
 //! behind the [`sys::Sys`] trait so that the order of mounts, module loads and
 //! the root switch can be unit-tested without root (see [`sys::fake`]).
 //!
-//! The builder uses only [`config::InitConfig`] (`render` / `parse`).
+//! What the init shares with the builder and the runner — `init.conf`, the
+//! kernel command line, the status protocol — is in the `guest-contract`
+//! crate.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,10 +15,7 @@
 )]
 #![cfg_attr(test, allow(clippy::indexing_slicing, clippy::panic))]
 
-pub mod cmdline;
-pub mod config;
 pub mod console;
-pub mod json;
 pub mod kmsg;
 pub mod modules;
 pub mod mounts;

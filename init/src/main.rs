@@ -9,8 +9,9 @@
     clippy::indexing_slicing
 )]
 
-use imgbuild_init::cmdline::Cmdline;
-use imgbuild_init::config::{CONFIG_PATH, InitConfig, Restart, Stage};
+use guest_contract::GUEST_IFACE;
+use guest_contract::cmdline::Cmdline;
+use guest_contract::init_config::{CONFIG_PATH, InitConfig, Restart, Stage};
 use imgbuild_init::sys::real::RealSys;
 use imgbuild_init::sys::{Spawn, Sys, Tty};
 use imgbuild_init::{console, reap, signals, stage1, stage2, status};
@@ -164,12 +165,12 @@ fn stage2_forever(sys: &mut RealSys, cfg: &InitConfig, cmdline: &Cmdline) -> ! {
         let iface = booted
             .net
             .as_ref()
-            .map_or_else(|| "eth0".to_owned(), |n| n.iface.clone());
+            .map_or_else(|| GUEST_IFACE.to_owned(), |n| n.iface.clone());
         let fallback = booted
             .net
             .as_ref()
             .filter(|_| booted.net_up)
-            .map(|n| vec![format!("{}/{}", n.address, n.prefix)])
+            .map(|n| vec![n.address.to_string()])
             .unwrap_or_default();
         let svc = status::Service::new(Box::new(status::SystemProbe { iface, fallback }));
         match status::start(svc, cfg.status.port) {
@@ -186,7 +187,7 @@ fn stage2_forever(sys: &mut RealSys, cfg: &InitConfig, cmdline: &Cmdline) -> ! {
 
     let mut sv = imgbuild_init::services::Supervisor::default();
     let shell = match cmdline.init_opt("shell") {
-        Some(s) => imgbuild_init::config::split_words(s).unwrap_or_default(),
+        Some(s) => guest_contract::words::split_words(s).unwrap_or_default(),
         None => cfg.shell.clone(),
     };
     let tty = console::console_device(sys);

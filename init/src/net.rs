@@ -1,10 +1,12 @@
 //! Network bring-up: `lo`, then the configured interface (address, link up,
 //! default route) from `init.conf`, overridden by `ip=`.
 
-use crate::cmdline::{Cmdline, IpParam};
-use crate::config::{InitConfig, NetConfig};
 use crate::kmsg;
 use crate::sys::Sys;
+use guest_contract::cmdline::Cmdline;
+use guest_contract::init_config::{InitConfig, NetConfig};
+use guest_contract::kernel_ip::IpParam;
+use guest_contract::{GUEST_IFACE, Hostname, Mac};
 use std::time::Duration;
 
 /// The network settings to apply: `ip=` wins over the config file.
@@ -19,9 +21,8 @@ pub fn effective(cfg: &InitConfig, cmdline: &Cmdline) -> Option<NetConfig> {
                     .device
                     .clone()
                     .or_else(|| base.map(|b| b.iface.clone()))
-                    .unwrap_or_else(|| "eth0".to_owned()),
+                    .unwrap_or_else(|| GUEST_IFACE.to_owned()),
                 address: s.address,
-                prefix: s.prefix,
                 gateway: s.gateway,
                 mac: base.and_then(|b| b.mac),
             })
@@ -30,14 +31,10 @@ pub fn effective(cfg: &InitConfig, cmdline: &Cmdline) -> Option<NetConfig> {
 }
 
 /// The host name to set: `ip=`'s hostname field wins over the config file.
-pub fn effective_hostname(cfg: &InitConfig, cmdline: &Cmdline) -> Option<String> {
+pub fn effective_hostname(cfg: &InitConfig, cmdline: &Cmdline) -> Option<Hostname> {
     if let Some(IpParam::Static(s)) = &cmdline.ip {
-        if let Some(h) = s
-            .hostname
-            .as_ref()
-            .filter(|h| crate::config::valid_hostname(h))
-        {
-            return Some(h.clone());
+        if let Some(h) = s.hostname.as_deref().and_then(|h| h.parse().ok()) {
+            return Some(h);
         }
     }
     cfg.hostname.clone()
@@ -81,22 +78,16 @@ pub fn configure<S: Sys>(sys: &mut S, net: &NetConfig, wait: Duration) -> bool {
         let current = sys
             .read_to_string(&format!("/sys/class/net/{iface}/address"))
             .ok()
-            .and_then(|s| crate::config::parse_mac(s.trim()));
+            .and_then(|s| s.trim().parse::<Mac>().ok());
         if current != Some(mac) {
             match sys.set_link_mac(iface, mac) {
-                Ok(()) => sys.log(&format!(
-                    "{iface} MAC set to {}",
-                    crate::config::format_mac(&mac)
-                )),
+                Ok(()) => sys.log(&format!("{iface} MAC set to {mac}")),
                 Err(e) => sys.log(&format!("setting {iface} MAC failed: {e}")),
             }
         }
     }
-    if let Err(e) = sys.add_address(iface, net.address, net.prefix) {
-        sys.log(&format!(
-            "adding {}/{} to {iface} failed: {e}",
-            net.address, net.prefix
-        ));
+    if let Err(e) = sys.add_address(iface, net.address.addr(), net.address.prefix()) {
+        sys.log(&format!("adding {} to {iface} failed: {e}", net.address));
         return false;
     }
     if let Err(e) = sys.link_up(iface) {
@@ -112,10 +103,7 @@ pub fn configure<S: Sys>(sys: &mut S, net: &NetConfig, wait: Duration) -> bool {
         .gateway
         .map(|g| format!(" gateway {g}"))
         .unwrap_or_default();
-    sys.log(&format!(
-        "{iface} configured: {}/{}{gw}",
-        net.address, net.prefix
-    ));
+    sys.log(&format!("{iface} configured: {}{gw}", net.address));
     sys.log(&kmsg::net_up_marker(iface));
     true
 }
@@ -123,7 +111,6 @@ pub fn configure<S: Sys>(sys: &mut S, net: &NetConfig, wait: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmdline::Cmdline;
     use crate::sys::fake::FakeSys;
     use std::net::Ipv4Addr;
 
@@ -138,7 +125,12 @@ mod tests {
         let cl = Cmdline::parse("ip=10.0.2.15::10.0.2.2:255.255.255.0:fromcmd:eth1:off");
         let n = effective(&c, &cl).unwrap();
         assert_eq!(
-            (n.iface.as_str(), n.address, n.prefix, n.gateway),
+            (
+                n.iface.as_str(),
+                n.address.addr(),
+                n.address.prefix(),
+                n.gateway
+            ),
             (
                 "eth1",
                 Ipv4Addr::new(10, 0, 2, 15),
@@ -146,7 +138,7 @@ mod tests {
                 Some(Ipv4Addr::new(10, 0, 2, 2))
             )
         );
-        assert_eq!(n.mac, Some([0, 0x16, 0x3e, 0, 0, 1]));
+        assert_eq!(n.mac.map(Mac::octets), Some([0, 0x16, 0x3e, 0, 0, 1]));
         assert_eq!(effective_hostname(&c, &cl).as_deref(), Some("fromcmd"));
         assert_eq!(effective(&c, &Cmdline::parse("ip=off")), None);
         assert_eq!(effective(&c, &Cmdline::parse("")), c.net);

@@ -2,8 +2,8 @@
 //! `UUID=` matched against the ext4 superblocks of the block devices in
 //! `/sys/class/block`.
 
-use crate::cmdline::RootSpec;
 use crate::sys::Sys;
+use guest_contract::cmdline::RootSpec;
 
 /// Byte offset of the ext4 superblock on the device.
 pub const SUPERBLOCK_OFFSET: u64 = 1024;

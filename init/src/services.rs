@@ -1,8 +1,8 @@
 //! Supervision of the console shell and the configured services: start,
 //! notice exits, respawn with back-off.
 
-use crate::config::Restart;
 use crate::sys::{Exited, Spawn, Sys};
+use guest_contract::init_config::Restart;
 use std::time::Duration;
 
 /// A process that ran at least this long resets its back-off.

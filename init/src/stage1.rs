@@ -2,11 +2,11 @@
 //! drivers, wait for the root device, mount it, move the kernel filesystems
 //! into it, free the initramfs, switch root and exec `/sbin/init`.
 
-use crate::cmdline::{Cmdline, RootSpec};
-use crate::config::InitConfig;
 use crate::mounts::{self, KERNEL_FS};
 use crate::sys::{MountOpts, Sys};
 use crate::{modules, rootdev};
+use guest_contract::cmdline::{Cmdline, RootSpec};
+use guest_contract::init_config::InitConfig;
 use std::time::Duration;
 
 /// Where the root filesystem is mounted before the switch.
@@ -38,13 +38,13 @@ pub fn run<S: Sys>(sys: &mut S, cfg: &InitConfig, cmdline: &Cmdline) -> String {
     let Some(dev) = wait_for_root(sys, spec, Duration::from_secs(u64::from(wait_secs))) else {
         return format!(
             "root device {} did not appear within {wait_secs} s (block devices: {})",
-            describe(spec),
+            spec,
             sys.read_dir("/sys/class/block")
                 .unwrap_or_default()
                 .join(" ")
         );
     };
-    sys.log(&format!("root device {} is {dev}", describe(spec)));
+    sys.log(&format!("root device {} is {dev}", spec));
 
     if let Err(e) = sys.mkdir_p(NEW_ROOT) {
         return format!("mkdir {NEW_ROOT}: {e}");
@@ -112,19 +112,11 @@ pub fn wait_for_root<S: Sys>(sys: &mut S, spec: &RootSpec, wait: Duration) -> Op
             sys.log(&format!(
                 "waiting up to {} s for root device {}",
                 wait.as_secs(),
-                describe(spec)
+                spec
             ));
             said = true;
         }
         sys.sleep(Duration::from_millis(20));
-    }
-}
-
-fn describe(spec: &RootSpec) -> String {
-    match spec {
-        RootSpec::Path(p) => p.clone(),
-        RootSpec::Label(l) => format!("LABEL={l}"),
-        RootSpec::Uuid(u) => format!("UUID={}", crate::cmdline::format_uuid(u)),
     }
 }
 

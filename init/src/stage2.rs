@@ -2,18 +2,19 @@
 //! long-running part (console, services, signals) is in `main.rs` on top of
 //! [`crate::services::Supervisor`].
 
-use crate::cmdline::Cmdline;
-use crate::config::{InitConfig, NetConfig};
 use crate::mounts::{self, KERNEL_FS, SYSTEM_FS};
 use crate::sys::Sys;
 use crate::{modules, net};
+use guest_contract::Hostname;
+use guest_contract::cmdline::Cmdline;
+use guest_contract::init_config::{InitConfig, NetConfig};
 use std::time::Duration;
 
 /// What stage 2 set up, for the status service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Booted {
     /// The host name set (if any).
-    pub hostname: Option<String>,
+    pub hostname: Option<Hostname>,
     /// The network configuration applied (if any).
     pub net: Option<NetConfig>,
     /// True if the interface came up configured.

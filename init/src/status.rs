@@ -1,18 +1,16 @@
-//! The guest status service (CONTRACTS.md): TCP and UDP on one port; each
-//! request (a TCP line or a UDP datagram) gets one JSON object.
+//! The guest status service: serves the protocol of
+//! [`guest_contract::status`] (requests and replies are defined there) on
+//! TCP and UDP.
 //!
-//! - `status` (or anything unknown, or empty): boot_id, hostname, mac,
-//!   addresses, uptime_ms, seq, req.
-//! - `probe <n>`: seq and req only. The runner's downtime probe sends one
-//!   every 10 ms; answering it without reading `/proc`, `/sys` and netlink
-//!   keeps the answer's path short, which matters most right after a
-//!   migration, when the destination runs every code path for the first
-//!   time (measured under TCG: median probe gap 97 ms with the full status,
-//!   54 ms with this).
-//! - `dirty <MB>`: start (once) a thread rewriting MB MiB page by page.
-//! - `dirty-check`: pause it, verify every page, answer pages/bad.
+//! `probe <n>` is answered without reading `/proc`, `/sys` and netlink: the
+//! runner's downtime probe sends one every 10 ms, and a short answer path
+//! matters most right after a migration, when the destination runs every
+//! code path for the first time (measured under TCG: median probe gap 97 ms
+//! with the full status, 54 ms with this).
 
-use crate::json::Obj;
+use guest_contract::status::{
+    DirtyCheckReply, DirtyReply, PageCheck, ProbeReply, Request, StatusReply, echo,
+};
 use std::io::{self, BufRead as _, BufReader, Write as _};
 use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,8 +19,6 @@ use std::time::Duration;
 
 /// Page size the dirtier works in.
 pub const PAGE: usize = 4096;
-/// Longest request text echoed back in `req`.
-pub const MAX_REQ: usize = 64;
 
 /// What the status object reports, gathered at answer time.
 pub trait Probe: Send + Sync {
@@ -161,15 +157,6 @@ fn lock(m: &Mutex<Option<DirtyMem>>) -> MutexGuard<'_, Option<DirtyMem>> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Cuts a request to at most [`MAX_REQ`] bytes on a character boundary.
-fn clip(s: &str) -> &str {
-    let mut end = s.len().min(MAX_REQ);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.get(..end).unwrap_or("")
-}
-
 impl Service {
     /// A service reporting through `probe`.
     pub fn new(probe: Box<dyn Probe>) -> Arc<Self> {
@@ -183,54 +170,44 @@ impl Service {
 
     /// Answers one request (text already trimmed of the line end).
     pub fn answer(self: &Arc<Self>, req: &str) -> String {
-        let req = req.trim();
-        let mut words = req.split_whitespace();
-        match (words.next(), words.next(), words.next()) {
-            (Some("dirty"), Some(mb), None)
-                if mb.parse::<usize>().is_ok_and(|m| m > 0 && m <= 65536) =>
-            {
-                let mb = mb.parse::<usize>().unwrap_or(1);
-                match self.start_dirty(mb) {
-                    Ok(mb) => Obj::new()
-                        .bool("ok", true)
-                        .num("dirty_mb", mb as u64)
-                        .finish(),
-                    Err(e) => Obj::new().bool("ok", false).str("error", &e).finish(),
-                }
+        match Request::parse(req) {
+            Request::Dirty(mb) => match self.start_dirty(mb as usize) {
+                Ok(mb) => DirtyReply::Started {
+                    dirty_mb: mb as u64,
+                },
+                Err(error) => DirtyReply::Refused { error },
             }
-            (Some("dirty-check"), None, None) => {
-                let guard = lock(&self.dirty);
-                match guard.as_ref() {
-                    Some(m) => Obj::new()
-                        .bool("ok", true)
-                        .num("pages", m.pages() as u64)
-                        .num("bad", m.check() as u64)
-                        .finish(),
-                    None => Obj::new()
-                        .bool("ok", false)
-                        .str("error", "dirty not started")
-                        .finish(),
-                }
+            .to_json(),
+            Request::DirtyCheck => match lock(&self.dirty).as_ref() {
+                Some(m) => DirtyCheckReply::Checked(PageCheck {
+                    pages: m.pages() as u64,
+                    bad: m.check() as u64,
+                }),
+                None => DirtyCheckReply::Refused {
+                    error: "dirty not started".to_owned(),
+                },
             }
-            (Some("probe"), _, _) => {
-                let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
-                Obj::new().num("seq", seq).str("req", clip(req)).finish()
+            .to_json(),
+            Request::Probe => ProbeReply {
+                seq: self.next_seq(),
+                req: echo(req).to_owned(),
             }
-            _ => self.status(clip(req)),
+            .to_json(),
+            Request::Status => StatusReply {
+                boot_id: self.probe.boot_id(),
+                hostname: self.probe.hostname(),
+                mac: self.probe.mac(),
+                addresses: self.probe.addresses(),
+                uptime_ms: self.probe.uptime_ms(),
+                seq: self.next_seq(),
+                req: echo(req).to_owned(),
+            }
+            .to_json(),
         }
     }
 
-    fn status(&self, req: &str) -> String {
-        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
-        Obj::new()
-            .str("boot_id", &self.probe.boot_id())
-            .str("hostname", &self.probe.hostname())
-            .str("mac", &self.probe.mac())
-            .strs("addresses", &self.probe.addresses())
-            .num("uptime_ms", self.probe.uptime_ms())
-            .num("seq", seq)
-            .str("req", req)
-            .finish()
+    fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     /// Starts the dirtier once; returns the size in use.

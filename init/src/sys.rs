@@ -5,6 +5,7 @@
 pub mod fake;
 pub mod real;
 
+use guest_contract::Mac;
 use std::io;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -136,7 +137,7 @@ pub trait Sys {
     fn set_hostname(&mut self, name: &str) -> io::Result<()>;
 
     /// Sets a link's MAC address (while it is down).
-    fn set_link_mac(&mut self, iface: &str, mac: [u8; 6]) -> io::Result<()>;
+    fn set_link_mac(&mut self, iface: &str, mac: Mac) -> io::Result<()>;
     /// Sets a link up.
     fn link_up(&mut self, iface: &str) -> io::Result<()>;
     /// Adds an IPv4 address with prefix to a link.

@@ -4,12 +4,14 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
+use guest_contract::outputs::Output;
+
 use crate::cancel::{Cancel, Interrupted};
-use crate::manifest::Manifest;
+use crate::guest::{GuestDir, GuestError};
 use crate::netns::{NetNs, NetnsError, TAPS};
 use crate::qemu::argv::{Accel, Console};
 use crate::qemu::process::{ProcessError, QemuProcess};
-use crate::session::{Host, SessionError};
+use crate::qemu::session::{Host, SessionError};
 
 /// Options of `boot`.
 #[derive(Debug, Clone)]
@@ -25,6 +27,8 @@ pub struct BootOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
     #[error(transparent)]
+    Guest(#[from] GuestError),
+    #[error(transparent)]
     Session(#[from] SessionError),
     #[error(transparent)]
     Netns(#[from] NetnsError),
@@ -33,24 +37,50 @@ pub enum BootError {
 }
 
 /// Boots the guest and returns when QEMU exits (Ctrl-A x, guest poweroff) or
-/// a signal arrives; the namespace and QEMU are removed on every path.
-pub fn boot(m: &Manifest, o: &BootOptions, cancel: &Cancel) -> Result<ExitStatus, BootError> {
-    let host = Host::prepare(&o.qemu, o.accel, o.log_dir.as_deref())?;
-    let ns = NetNs::create(m.guest.gateway, m.guest.prefix)?;
-    let mut cfg = host.vm_config(m, "qemu", 1, TAPS[0], Console::TerminalAndLog, false);
+/// a signal arrives; the namespace and QEMU are removed on every path. A
+/// guest without a network boots without a NIC (and needs no namespace).
+pub fn boot(g: &GuestDir, o: &BootOptions, cancel: &Cancel) -> Result<ExitStatus, BootError> {
+    let host = Host::prepare(
+        &o.qemu,
+        o.accel,
+        o.log_dir.as_deref(),
+        &g.path(Output::Kernel)?,
+    )?;
+    let net = match g.manifest.guest.network {
+        Some(_) => Some(g.network()?),
+        None => None,
+    };
+    let ns = match &net {
+        Some((n, gateway)) => Some(NetNs::create(*gateway, n.address.prefix())?),
+        None => None,
+    };
+    let mut cfg = host.vm_config(
+        g,
+        "qemu",
+        1,
+        ns.as_ref().map(|_| TAPS[0]),
+        Console::TerminalAndLog,
+        false,
+    )?;
     cfg.extra_disks.clone_from(&o.extra_disks);
     eprintln!(
-        "imgrun: booting {} with {}; console log {}\r\nimgrun: the guest is {} in namespace {} \
-         (try: ip netns exec {} ping {}); Ctrl-A x quits\r",
-        m.name,
+        "imgrun: booting {} with {}; console log {}\r",
+        g.name(),
         host.describe(),
         cfg.console_log.display(),
-        m.guest.address,
-        ns.name(),
-        ns.name(),
-        m.guest.address
     );
-    let mut vm = QemuProcess::spawn(&host.qemu, "qemu", &cfg, Some(ns.name()))?;
+    match (&ns, &net) {
+        (Some(ns), Some((n, _))) => eprintln!(
+            "imgrun: the guest is {} in namespace {} (try: ip netns exec {} ping {}); Ctrl-A x quits\r",
+            n.address.addr(),
+            ns.name(),
+            ns.name(),
+            n.address.addr()
+        ),
+        _ => eprintln!("imgrun: the guest has no network; Ctrl-A x quits\r"),
+    }
+    let netns_name = ns.as_ref().map(|n| n.name().to_string());
+    let mut vm = QemuProcess::spawn(&host.qemu, "qemu", &cfg, netns_name.as_deref())?;
     let mut qmp = vm.connect_qmp(Duration::from_secs(20), cancel).ok();
     match vm.wait_or_cancel(cancel) {
         Ok(status) => Ok(status),

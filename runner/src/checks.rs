@@ -1,16 +1,16 @@
 //! Named, backend-agnostic checks of one live migration.
 //!
-//! A backend (QEMU here, Xen later) gathers [`Evidence`] — the guest's
+//! The driver ([`crate::migrate`]) gathers [`Evidence`] — the guest's
 //! [`Snapshot`] before, what it answered after, the probe — and calls
-//! [`guest_checks`]; it adds its own backend checks with [`Check::new`].
+//! [`guest_checks`]; the backend's own view comes in as [`Check::new`]s.
 
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use guest_contract::status::{PageCheck, StatusReply};
+use guest_contract::{Ipv4Cidr, Mac};
 use serde::{Deserialize, Serialize};
 
 use crate::probe::ProbeSummary;
-use crate::status::{DirtyCheck, GuestStatus};
 
 /// What identifies a running guest, recorded before and after migration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,8 +22,8 @@ pub struct Snapshot {
     pub uptime_ms: u64,
 }
 
-impl From<&GuestStatus> for Snapshot {
-    fn from(s: &GuestStatus) -> Snapshot {
+impl From<&StatusReply> for Snapshot {
+    fn from(s: &StatusReply) -> Snapshot {
         Snapshot {
             boot_id: s.boot_id.clone(),
             mac: s.mac.to_ascii_lowercase(),
@@ -71,10 +71,9 @@ pub mod names {
 #[derive(Debug, Clone)]
 pub struct Evidence {
     /// The address and prefix the guest was built with.
-    pub address: Ipv4Addr,
-    pub prefix: u8,
+    pub address: Ipv4Cidr,
     /// The MAC the guest was built with.
-    pub mac: String,
+    pub mac: Mac,
     /// Recorded just before migrating.
     pub before: Snapshot,
     /// Asked over UDP at the guest's address after migration.
@@ -88,7 +87,7 @@ pub struct Evidence {
     /// The largest acceptable probe gap; `None` disables that check (non-live baseline).
     pub threshold: Option<Duration>,
     /// `dirty-check` after migration, when a dirtying workload ran.
-    pub dirty: Option<Result<DirtyCheck, String>>,
+    pub dirty: Option<Result<PageCheck, String>>,
 }
 
 fn answered<'a>(r: &'a Result<Snapshot, String>, what: &str) -> Result<&'a Snapshot, String> {
@@ -98,20 +97,21 @@ fn answered<'a>(r: &'a Result<Snapshot, String>, what: &str) -> Result<&'a Snaps
 
 /// The guest answers at its address, and reports that address on eth0.
 pub fn same_ip(e: &Evidence) -> Check {
-    let want = format!("{}/{}", e.address, e.prefix);
+    let want = e.address.to_string();
     match answered(&e.after, "the guest") {
         Err(d) => Check::new(names::SAME_IP, false, d),
         Ok(a) if a.addresses.contains(&want) => Check::new(
             names::SAME_IP,
             true,
-            format!("answers at {} and reports {want}", e.address),
+            format!("answers at {} and reports {want}", e.address.addr()),
         ),
         Ok(a) => Check::new(
             names::SAME_IP,
             false,
             format!(
                 "answers at {} but reports {:?}, not {want}",
-                e.address, a.addresses
+                e.address.addr(),
+                a.addresses
             ),
         ),
     }
@@ -119,7 +119,7 @@ pub fn same_ip(e: &Evidence) -> Check {
 
 /// Same MAC before and after, and the one the guest was built with.
 pub fn same_mac(e: &Evidence) -> Check {
-    let want = e.mac.to_ascii_lowercase();
+    let want = e.mac.to_string();
     match answered(&e.after, "the guest") {
         Err(d) => Check::new(names::SAME_MAC, false, d),
         Ok(a) => {
@@ -208,7 +208,7 @@ pub fn late_recheck(e: &Evidence, late: &Result<Snapshot, String>) -> Check {
 }
 
 /// Every page the dirtying workload wrote holds its last pattern.
-pub fn memory_intact(r: &Result<DirtyCheck, String>) -> Check {
+pub fn memory_intact(r: &Result<PageCheck, String>) -> Check {
     match r {
         Err(e) => Check::new(
             names::MEMORY_INTACT,
@@ -260,9 +260,8 @@ mod tests {
 
     fn evidence() -> Evidence {
         Evidence {
-            address: Ipv4Addr::new(10, 99, 0, 2),
-            prefix: 24,
-            mac: "00:16:3E:00:00:01".into(),
+            address: "10.99.0.2/24".parse().unwrap(),
+            mac: "00:16:3E:00:00:01".parse().unwrap(),
             before: snap(5),
             after: Ok(snap(90)),
             tcp_after: Ok(snap(91)),
@@ -277,7 +276,7 @@ mod tests {
                 gap_start_ms: 300.0,
             }),
             threshold: Some(Duration::from_millis(1000)),
-            dirty: Some(Ok(DirtyCheck {
+            dirty: Some(Ok(PageCheck {
                 pages: 16384,
                 bad: 0,
             })),
@@ -338,7 +337,7 @@ mod tests {
     fn gap_over_threshold_and_bad_pages_fail() {
         let mut e = evidence();
         e.threshold = Some(Duration::from_millis(40));
-        e.dirty = Some(Ok(DirtyCheck {
+        e.dirty = Some(Ok(PageCheck {
             pages: 16384,
             bad: 3,
         }));

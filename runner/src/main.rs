@@ -2,16 +2,17 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use imgrun::cancel::Cancel;
-use imgrun::manifest::Manifest;
-use imgrun::migrate::{self, MigrateOptions, Transport};
+use imgrun::guest::GuestDir;
+use imgrun::migrate::{self, Backend, CheckOptions, Event};
 use imgrun::qemu::argv::Accel;
+use imgrun::qemu::backend::{QemuBackend, QemuConfig, Transport};
 use imgrun::report::Report;
-use imgrun::xen::{self, XenOptions};
+use imgrun::xen::{XenBackend, XenConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -154,7 +155,7 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Boot { common: c, disks } => {
-            let m = Manifest::load(&c.image_dir)?;
+            let g = GuestDir::load(&c.image_dir)?;
             for d in &disks {
                 anyhow::ensure!(d.is_file(), "--disk {}: no such file", d.display());
             }
@@ -164,7 +165,7 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
                 log_dir: c.log_dir,
                 extra_disks: disks,
             };
-            let status = imgrun::boot::boot(&m, &opts, cancel)?;
+            let status = imgrun::boot::boot(&g, &opts, cancel)?;
             eprintln!("imgrun: QEMU exited ({status})");
             Ok(if status.success() {
                 ExitCode::SUCCESS
@@ -187,47 +188,55 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
             boot_timeout_s,
             settle_ms,
         } => {
-            let m = Manifest::load(&common.image_dir)?;
-            if let Some(hosts) = xen {
-                let [src, dst] = hosts.as_slice() else {
-                    anyhow::bail!("--xen takes two hosts: SRC DST");
-                };
-                let mut o = XenOptions::new(src, dst);
-                o.repeat = repeat;
-                o.dirty_mb = dirty;
-                o.threshold = Duration::from_millis(threshold_ms);
-                o.boot_timeout = Duration::from_secs(boot_timeout_s);
-                if let Some(t) = migrate_timeout_s {
-                    o.migrate_timeout = Duration::from_secs(t);
-                }
-                o.settle = Duration::from_millis(settle_ms);
-                let mut progress = |e: &xen::Event| eprintln!("imgrun: {e}");
-                let report = xen::run_migrate_check(&m, &o, cancel, &mut progress)
-                    .map_err(|e| failed(json, "xen", &m.name, e.into()))?;
-                return Ok(emit(json, &report));
-            }
-            let opts = MigrateOptions {
-                qemu: common.qemu,
-                accel: accel(common.accel),
+            let started = Instant::now();
+            let g = GuestDir::load(&common.image_dir)?;
+            let kind = if xen.is_some() { "xen" } else { "qemu" };
+            let o = CheckOptions {
                 repeat,
                 dirty_mb: dirty,
                 stop_first,
                 threshold: Duration::from_millis(threshold_ms),
-                log_dir: common.log_dir,
-                transport: match transport {
-                    TransportArg::Unix => Transport::Unix,
-                    TransportArg::Tcp => Transport::Tcp,
-                },
                 boot_timeout: Duration::from_secs(boot_timeout_s),
-                migrate_timeout: Duration::from_secs(migrate_timeout_s.unwrap_or(120)),
+                // xl migrate of a guest between real hosts takes longer.
+                migrate_timeout: Duration::from_secs(
+                    migrate_timeout_s.unwrap_or(if xen.is_some() { 600 } else { 120 }),
+                ),
                 settle: Duration::from_millis(settle_ms),
-                max_bandwidth_mib: max_bandwidth,
-                downtime_limit: Duration::from_millis(downtime_limit_ms),
             };
-            let mut progress = |e: &migrate::Event| eprintln!("imgrun: {e}");
-            let report = migrate::migrate_check(&m, &opts, cancel, &mut progress)
-                .map_err(|e| failed(json, "qemu", &m.name, e.into()))?;
-            Ok(emit(json, &report))
+            let mut progress = |e: &Event| eprintln!("imgrun: {e}");
+            let mut backend: Box<dyn Backend> = match xen {
+                Some(hosts) => {
+                    let [src, dst] = hosts.as_slice() else {
+                        anyhow::bail!("--xen takes two hosts: SRC DST");
+                    };
+                    let b =
+                        XenBackend::new(&g, XenConfig::new(src, dst), &o, cancel, &mut progress)
+                            .map_err(|e| failed(json, kind, g.name(), e.into()))?;
+                    Box::new(b)
+                }
+                None => {
+                    let cfg = QemuConfig {
+                        qemu: common.qemu,
+                        accel: accel(common.accel),
+                        log_dir: common.log_dir,
+                        transport: match transport {
+                            TransportArg::Unix => Transport::Unix,
+                            TransportArg::Tcp => Transport::Tcp,
+                        },
+                        max_bandwidth_mib: max_bandwidth,
+                        downtime_limit: Duration::from_millis(downtime_limit_ms),
+                    };
+                    let b = QemuBackend::new(&g, cfg, cancel, &mut progress)
+                        .map_err(|e| failed(json, kind, g.name(), e.into()))?;
+                    Box::new(b)
+                }
+            };
+            let report =
+                migrate::migrate_check(backend.as_mut(), &g, &o, cancel, &mut progress, started)
+                    .map_err(|e| failed(json, kind, g.name(), e.into()));
+            // Tear down (QEMUs, namespace) before printing anything.
+            drop(backend);
+            Ok(emit(json, &report?))
         }
     }
 }

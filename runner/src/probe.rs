@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use guest_contract::status::{ProbeReply, Request, probe_tag};
 use serde::Serialize;
 
 /// What the probe saw.
@@ -45,10 +46,10 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// The number `n` of the `probe <n>` request a status reply answers (its `req`).
+/// The number `n` of the `probe <n>` request a reply answers (its `req`).
 pub fn request_number(reply: &[u8]) -> Option<u64> {
-    let v: serde_json::Value = serde_json::from_slice(reply).ok()?;
-    v.get("req")?.as_str()?.strip_prefix("probe ")?.parse().ok()
+    let r = ProbeReply::from_json(std::str::from_utf8(reply).ok()?).ok()?;
+    probe_tag(&r.req)
 }
 
 /// A running probe; [`Probe::finish`] stops it and returns the summary.
@@ -104,7 +105,7 @@ fn run(
         let now = Instant::now();
         if now >= next_send {
             if sock
-                .send_to(format!("probe {sent}").as_bytes(), target)
+                .send_to(Request::Probe.text(Some(sent)).as_bytes(), target)
                 .is_ok()
             {
                 sent += 1;

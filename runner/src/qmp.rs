@@ -179,10 +179,6 @@ impl Qmp {
         self.typed("query-migrate")
     }
 
-    pub fn query_version(&mut self) -> Result<Value, QmpError> {
-        self.execute("query-version", None)
-    }
-
     /// Sets migration capabilities, e.g. `[("events", true)]`.
     pub fn migrate_set_capabilities(&mut self, caps: &[(&str, bool)]) -> Result<(), QmpError> {
         let list: Vec<Value> = caps

@@ -1,5 +1,5 @@
 //! The migration report: a table for people and a JSON document for CI.
-//! Backend-agnostic; QEMU fills [`MigrationStats`], Xen leaves it `None`.
+//! Backend-agnostic: every backend's report has this shape.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -21,7 +21,8 @@ pub enum GuestLocation {
     Lost,
 }
 
-/// The hypervisor's own migration figures (QEMU's `query-migrate`).
+/// The hypervisor's own migration figures (QEMU's `query-migrate`; Xen's
+/// `xl migrate` gives only its status and the runner's wall-clock time).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct MigrationStats {
     pub status: String,
@@ -44,6 +45,9 @@ pub struct MigrationReport {
     pub guest_location: GuestLocation,
     /// Wall-clock time from issuing the migration to its completion, as the runner saw it.
     pub elapsed_ms: u64,
+    /// After a failed migration: the end of the guest's console on the source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub console_tail: Option<String>,
     pub passed: bool,
 }
 
@@ -144,6 +148,12 @@ impl Report {
                     c.detail
                 );
             }
+            if let Some(t) = &m.console_tail {
+                let _ = writeln!(s, "  console tail (source):");
+                for l in t.lines() {
+                    let _ = writeln!(s, "    | {l}");
+                }
+            }
             let _ = writeln!(s, "  guest is on the {}", location_text(m.guest_location));
         }
         if let Some(e) = &self.error {
@@ -193,6 +203,7 @@ mod tests {
             checks,
             guest_location: GuestLocation::Destination,
             elapsed_ms: 900,
+            console_tail: None,
             passed: false,
         }
         .seal();

@@ -1,14 +1,16 @@
-//! Client for the guest status service (CONTRACTS.md): UDP datagrams and a
-//! persistent TCP connection, both answered with one JSON object.
+//! Client for the guest status service (the protocol is
+//! [`guest_contract::status`]): UDP datagrams and a persistent TCP
+//! connection, both answered with one JSON object.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use guest_contract::status::{
+    DirtyCheckReply, DirtyReply, PageCheck, ReplyError, Request, StatusReply,
+};
 
 use crate::cancel::Cancel;
-use crate::checks::Snapshot;
 
 /// Errors talking to the status service.
 #[derive(Debug, thiserror::Error)]
@@ -30,35 +32,12 @@ pub enum StatusError {
     },
 }
 
-/// The status object the guest returns for `status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GuestStatus {
-    pub boot_id: String,
-    #[serde(default)]
-    pub hostname: String,
-    pub mac: String,
-    #[serde(default)]
-    pub addresses: Vec<String>,
-    #[serde(default)]
-    pub uptime_ms: u64,
-    pub seq: u64,
-    #[serde(default)]
-    pub req: String,
-}
-
-/// The reply to `dirty-check`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DirtyCheck {
-    pub pages: u64,
-    pub bad: u64,
-}
-
-fn parse<T: for<'de> Deserialize<'de>>(addr: SocketAddr, text: &str) -> Result<T, StatusError> {
-    serde_json::from_str(text.trim()).map_err(|e| StatusError::Reply {
+fn reply(addr: SocketAddr) -> impl Fn(ReplyError) -> StatusError {
+    move |e| StatusError::Reply {
         addr,
-        reply: text.trim().chars().take(300).collect(),
-        message: e.to_string(),
-    })
+        reply: e.reply,
+        message: e.message,
+    }
 }
 
 /// Sends `request` over UDP and waits up to `timeout` for the matching answer
@@ -68,7 +47,7 @@ pub fn udp_status(
     addr: SocketAddr,
     request: &str,
     timeout: Duration,
-) -> Result<GuestStatus, StatusError> {
+) -> Result<StatusReply, StatusError> {
     let io = |source| StatusError::Io { addr, source };
     let start = Instant::now();
     sock.send_to(request.as_bytes(), addr).map_err(io)?;
@@ -85,7 +64,7 @@ pub fn udp_status(
         match sock.recv_from(&mut buf) {
             Ok((n, from)) if from == addr => {
                 let text = String::from_utf8_lossy(&buf[..n]);
-                let st: GuestStatus = parse(addr, &text)?;
+                let st = StatusReply::from_json(&text).map_err(reply(addr))?;
                 if st.req == request.trim() {
                     return Ok(st);
                 }
@@ -133,11 +112,11 @@ impl GuestClient {
 
     /// Asks for the status (`status <n>`), retrying every 300 ms until
     /// `within` has passed or the run is cancelled.
-    pub fn ask(&mut self, within: Duration) -> Result<GuestStatus, StatusError> {
+    pub fn ask(&mut self, within: Duration) -> Result<StatusReply, StatusError> {
         let start = Instant::now();
         loop {
             self.next_req += 1;
-            let req = format!("status {}", self.next_req);
+            let req = Request::Status.text(Some(self.next_req));
             let left = within.saturating_sub(start.elapsed());
             match udp_status(
                 &self.udp,
@@ -150,13 +129,6 @@ impl GuestClient {
                 Err(_) => {}
             }
         }
-    }
-
-    /// [`GuestClient::ask`] as a check input: the snapshot, or why there is none.
-    pub fn snapshot(&mut self, within: Duration) -> Result<Snapshot, String> {
-        self.ask(within)
-            .map(|s| Snapshot::from(&s))
-            .map_err(|e| e.to_string())
     }
 }
 
@@ -209,45 +181,35 @@ impl TcpSession {
         Ok(reply)
     }
 
-    pub fn status(&mut self) -> Result<GuestStatus, StatusError> {
-        let r = self.request("status")?;
-        parse(self.addr, &r)
+    pub fn status(&mut self) -> Result<StatusReply, StatusError> {
+        let r = self.request(&Request::Status.text(None))?;
+        StatusReply::from_json(&r).map_err(reply(self.addr))
     }
 
     /// Starts the guest's memory-dirtying workload (`dirty <MB>`).
     pub fn dirty(&mut self, mb: u32) -> Result<(), StatusError> {
-        let r = self.request(&format!("dirty {mb}"))?;
-        let v: serde_json::Value = parse(self.addr, &r)?;
-        if v.get("ok") == Some(&serde_json::Value::Bool(true)) {
-            Ok(())
-        } else {
-            Err(StatusError::Reply {
+        let r = self.request(&Request::Dirty(mb).text(None))?;
+        match DirtyReply::from_json(&r).map_err(reply(self.addr))? {
+            DirtyReply::Started { .. } => Ok(()),
+            DirtyReply::Refused { error } => Err(StatusError::Reply {
                 addr: self.addr,
                 reply: r.trim().to_string(),
-                message: "the guest refused `dirty`".into(),
-            })
+                message: format!("the guest refused `dirty`: {error}"),
+            }),
         }
     }
 
     /// Asks the guest to verify every dirtied page (`dirty-check`).
-    pub fn dirty_check(&mut self) -> Result<DirtyCheck, StatusError> {
-        let r = self.request("dirty-check")?;
-        parse(self.addr, &r)
-    }
-
-    /// After a migration, as check inputs: the status over this connection
-    /// (opened before the migration: did it survive?) and, when memory was
-    /// being dirtied, the check of every dirtied page.
-    pub fn after_migration(
-        &mut self,
-        dirtying: bool,
-    ) -> (Result<Snapshot, String>, Option<Result<DirtyCheck, String>>) {
-        let status = self
-            .status()
-            .map(|s| Snapshot::from(&s))
-            .map_err(|e| e.to_string());
-        let dirty = dirtying.then(|| self.dirty_check().map_err(|e| e.to_string()));
-        (status, dirty)
+    pub fn dirty_check(&mut self) -> Result<PageCheck, StatusError> {
+        let r = self.request(&Request::DirtyCheck.text(None))?;
+        match DirtyCheckReply::from_json(&r).map_err(reply(self.addr))? {
+            DirtyCheckReply::Checked(c) => Ok(c),
+            DirtyCheckReply::Refused { error } => Err(StatusError::Reply {
+                addr: self.addr,
+                reply: r.trim().to_string(),
+                message: format!("the guest refused `dirty-check`: {error}"),
+            }),
+        }
     }
 }
 
@@ -311,7 +273,7 @@ mod tests {
         t.dirty(64).unwrap();
         assert_eq!(
             t.dirty_check().unwrap(),
-            DirtyCheck {
+            PageCheck {
                 pages: 16384,
                 bad: 2
             }

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use imgrun::manifest::Manifest;
+use guest_contract::manifest::{GuestNet, Manifest};
+use guest_contract::outputs::Output;
+use imgrun::guest::GuestDir;
 
 /// The values the variant recipe sets.
 pub const HOSTNAME: &str = "e2e-guest";
@@ -32,7 +34,7 @@ pub enum GuestError {
     #[error("`{command}` failed ({status}); see its output above")]
     Command { command: String, status: String },
     #[error("the built guest: {0}")]
-    Manifest(#[from] imgrun::manifest::ManifestError),
+    Manifest(#[from] imgrun::guest::GuestError),
     #[error("manifest.json says {key} = {found}, the recipe says {want}")]
     Mismatch {
         key: &'static str,
@@ -45,7 +47,28 @@ pub enum GuestError {
 #[derive(Debug, Clone)]
 pub struct Guest {
     pub dir: PathBuf,
-    pub manifest: Manifest,
+    pub built: GuestDir,
+}
+
+impl Guest {
+    /// What the builder wrote.
+    pub fn manifest(&self) -> &Manifest {
+        &self.built.manifest
+    }
+
+    /// An output file, where the manifest says it is.
+    pub fn file(&self, o: Output) -> PathBuf {
+        self.built
+            .path(o)
+            .unwrap_or_else(|e| panic!("the built guest: {e}"))
+    }
+
+    /// The guest's network and gateway.
+    pub fn net(&self) -> (GuestNet, Ipv4Addr) {
+        self.built
+            .network()
+            .unwrap_or_else(|e| panic!("the built guest: {e}"))
+    }
 }
 
 /// The workspace root (the parent of this crate).
@@ -158,21 +181,33 @@ pub fn build(out: &Path) -> Result<Guest, GuestError> {
     cmd.arg("recipe").arg(&recipe).arg("--out").arg(out);
     run(&mut cmd)?;
     let dir = out.join("busybox");
-    let manifest = Manifest::load(&dir)?;
-    let g = &manifest.guest;
+    let built = GuestDir::load(&dir)?;
+    let (net, gateway) = built.network()?;
     let checks: [(&'static str, String, String); 5] = [
-        ("guest.hostname", g.hostname.clone(), HOSTNAME.into()),
-        ("guest.address", g.address.to_string(), ADDRESS.to_string()),
-        ("guest.prefix", g.prefix.to_string(), PREFIX.to_string()),
-        ("guest.gateway", g.gateway.to_string(), GATEWAY.to_string()),
-        ("guest.mac", g.mac.to_ascii_lowercase(), MAC.into()),
+        (
+            "guest.hostname",
+            built.manifest.guest.hostname.to_string(),
+            HOSTNAME.into(),
+        ),
+        (
+            "guest.address",
+            net.address.addr().to_string(),
+            ADDRESS.to_string(),
+        ),
+        (
+            "guest.prefix",
+            net.address.prefix().to_string(),
+            PREFIX.to_string(),
+        ),
+        ("guest.gateway", gateway.to_string(), GATEWAY.to_string()),
+        ("guest.mac", net.mac.to_string(), MAC.into()),
     ];
     for (key, found, want) in checks {
         if found != want {
             return Err(GuestError::Mismatch { key, found, want });
         }
     }
-    Ok(Guest { dir, manifest })
+    Ok(Guest { dir, built })
 }
 
 /// The guest of this test binary, built on first use.
@@ -183,8 +218,8 @@ pub fn shared() -> &'static Guest {
     let r = GUEST.get_or_init(|| {
         if let Some(dir) = std::env::var_os("IMGBUILD_E2E_GUEST") {
             let dir = PathBuf::from(dir);
-            return Manifest::load(&dir)
-                .map(|manifest| Guest { dir, manifest })
+            return GuestDir::load(&dir)
+                .map(|built| Guest { dir, built })
                 .map_err(|e| e.to_string());
         }
         let stem = std::env::current_exe()

@@ -7,12 +7,14 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
+use guest_contract::outputs::Output;
+use guest_contract::status::StatusReply;
 use imgrun::cancel::Cancel;
 use imgrun::netns::{NetNs, TAPS};
 use imgrun::qemu::argv::{Accel, Console as ConsoleMode, VmConfig};
 use imgrun::qemu::process::{QemuProcess, tail};
 use imgrun::qmp::Qmp;
-use imgrun::status::{GuestStatus, udp_status};
+use imgrun::status::udp_status;
 
 use crate::console::{Console, ConsoleError};
 use crate::env::TempDir;
@@ -70,10 +72,11 @@ impl TestVm {
     /// Starts QEMU (TCG) for `guest` and connects to its console.
     #[track_caller]
     pub fn boot(guest: &Guest, name: &str, o: &Options) -> TestVm {
-        let m = &guest.manifest;
+        let m = guest.manifest();
+        let (net, gateway) = guest.net();
         let dir = TempDir::new(name).expect("creating the VM's temp dir");
         let ns = o.nic.then(|| {
-            NetNs::create(m.guest.gateway, m.guest.prefix)
+            NetNs::create(gateway, net.address.prefix())
                 .unwrap_or_else(|e| panic!("creating the test's network namespace: {e}"))
         });
         let sock = dir.path().join("console.sock");
@@ -82,13 +85,16 @@ impl TestVm {
             accel: Accel::Tcg,
             memory_mib: m.guest.memory_mib,
             vcpus: m.guest.vcpus,
-            kernel: m.kernel.clone(),
-            initrd: m.initrd.clone(),
+            kernel: guest.file(Output::Kernel),
+            initrd: guest.file(Output::Initramfs),
             cmdline: o.cmdline.clone(),
-            rootfs: o.rootfs.clone().unwrap_or_else(|| m.rootfs.clone()),
+            rootfs: o
+                .rootfs
+                .clone()
+                .unwrap_or_else(|| guest.file(Output::RootImage)),
             extra_disks: o.extra_disks.clone(),
             tap: o.nic.then(|| TAPS[0].to_string()),
-            mac: m.guest.mac.to_ascii_lowercase(),
+            mac: net.mac.to_string(),
             qmp_socket: dir.path().join("qmp.sock"),
             console_log: log.clone(),
             console: ConsoleMode::SocketAndLog(sock.clone()),
@@ -207,7 +213,7 @@ impl TestVm {
         addr: Ipv4Addr,
         port: u16,
         timeout: Duration,
-    ) -> Result<GuestStatus, String> {
+    ) -> Result<StatusReply, String> {
         self.ns()
             .run_in(move || {
                 let sock = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;

@@ -48,16 +48,12 @@ fn missing_module_is_skipped_and_the_guest_comes_up() {
     }
     let _one = env::serial();
     let g = guest::shared();
-    let kver = g
-        .manifest
-        .kernel_version
-        .clone()
-        .expect("manifest.json has kernel_version");
+    let kver = g.manifest().kernel_version.clone();
     let work = env::TempDir::new("missing-module").unwrap();
     let root = work.path().join("rootfs.img");
     let cp = Command::new("cp")
         .arg("--sparse=always")
-        .arg(&g.manifest.rootfs)
+        .arg(g.file(guest_contract::outputs::Output::RootImage))
         .arg(&root)
         .status()
         .unwrap();

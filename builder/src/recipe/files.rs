@@ -1,6 +1,12 @@
 //! Extra files of `[[rootfs.files]]`: destinations, modes and owners.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+
+use super::inputs::resolve;
+use super::raw::RawFile;
+use super::{Diag, RecipeError};
 
 /// What an extra file is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +130,116 @@ pub fn parse_owner(s: &str) -> Result<(u32, u32), String> {
             Ok((u, u))
         }
     }
+}
+
+/// Checks one `[[rootfs.files]]` entry (the `i`th).
+pub(super) fn extra_file(
+    d: &Diag,
+    dir: &Path,
+    f: &Spanned<RawFile>,
+    i: usize,
+) -> Result<ExtraFile, RecipeError> {
+    let key = |k: &str| format!("rootfs.files[{i}].{k}");
+    let f = f.get_ref();
+    let dest =
+        normalise_dest(f.dest.get_ref()).map_err(|m| d.at(&f.dest.span(), &key("dest"), m))?;
+    let mut kinds: Vec<(std::ops::Range<usize>, &str, FileKind)> = Vec::new();
+    if let Some(s) = &f.source {
+        let p = resolve(dir, s.get_ref());
+        if !p.exists() {
+            return Err(d.at(
+                &s.span(),
+                &key("source"),
+                format!(
+                    "`{}` does not exist (paths are relative to the recipe file)",
+                    p.display()
+                ),
+            ));
+        }
+        kinds.push((s.span(), "source", FileKind::Copy(p)));
+    }
+    if let Some(t) = &f.text {
+        kinds.push((t.span(), "text", FileKind::Text(t.get_ref().clone())));
+    }
+    if let Some(b) = &f.directory {
+        if *b.get_ref() {
+            kinds.push((b.span(), "directory", FileKind::Directory));
+        }
+    }
+    if let Some(s) = &f.symlink {
+        if s.get_ref().is_empty() {
+            return Err(d.at(&s.span(), &key("symlink"), "the link target is empty"));
+        }
+        kinds.push((s.span(), "symlink", FileKind::Symlink(s.get_ref().clone())));
+    }
+    if let Some(c) = &f.char_device {
+        let v = c.get_ref();
+        kinds.push((
+            c.span(),
+            "char_device",
+            FileKind::CharDevice {
+                major: v.major,
+                minor: v.minor,
+            },
+        ));
+    }
+    if let Some(c) = &f.block_device {
+        let v = c.get_ref();
+        kinds.push((
+            c.span(),
+            "block_device",
+            FileKind::BlockDevice {
+                major: v.major,
+                minor: v.minor,
+            },
+        ));
+    }
+    if let Some(b) = &f.fifo {
+        if *b.get_ref() {
+            kinds.push((b.span(), "fifo", FileKind::Fifo));
+        }
+    }
+    let kind = match kinds.len() {
+        1 => kinds.remove(0).2,
+        0 => {
+            return Err(d.at(&f.dest.span(), &key("dest"), format!(
+                "`{dest}` needs one of: source, text, directory, symlink, char_device, block_device, fifo"
+            )));
+        }
+        _ => {
+            let names: Vec<&str> = kinds.iter().map(|k| k.1).collect();
+            return Err(d.at(
+                &kinds[1].0,
+                &key(kinds[1].1),
+                format!(
+                    "`{dest}` has several kinds ({}); give exactly one",
+                    names.join(", ")
+                ),
+            ));
+        }
+    };
+    if dest == "/" && kind != FileKind::Directory {
+        return Err(d.at(
+            &f.dest.span(),
+            &key("dest"),
+            "only a directory can be placed at /",
+        ));
+    }
+    let mode = match &f.mode {
+        None => kind.default_mode(),
+        Some(m) => parse_mode(m.get_ref()).map_err(|e| d.at(&m.span(), &key("mode"), e))?,
+    };
+    let (uid, gid) = match &f.owner {
+        None => (0, 0),
+        Some(o) => parse_owner(o.get_ref()).map_err(|e| d.at(&o.span(), &key("owner"), e))?,
+    };
+    Ok(ExtraFile {
+        dest,
+        kind,
+        mode,
+        uid,
+        gid,
+    })
 }
 
 #[cfg(test)]

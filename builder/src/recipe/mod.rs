@@ -3,6 +3,7 @@
 
 mod error;
 mod files;
+mod inputs;
 mod net;
 mod raw;
 pub mod units;
@@ -10,9 +11,14 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+use guest_contract::cmdline::{KernelCmdline, Platform};
+use guest_contract::init_config::Service;
+use guest_contract::kernel_ip::{IpParam, StaticIp};
+use guest_contract::{GUEST_IFACE, Hostname, Ipv4Cidr, Mac};
+
 pub use error::{Diag, Loc, RecipeError};
 pub use files::{ExtraFile, FileKind, normalise_dest};
-pub use net::{Cidr, Mac};
+pub use net::default_mac;
 
 /// A value with the place in the recipe it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,11 +60,11 @@ pub struct Guest {
     /// Domain name; also the output directory name.
     pub name: String,
     /// Memory in MiB.
-    pub memory_mib: u64,
+    pub memory_mib: u32,
     /// Virtual CPUs.
     pub vcpus: u32,
     /// Guest hostname (default: the name).
-    pub hostname: String,
+    pub hostname: Hostname,
 }
 
 /// Where an input comes from.
@@ -122,7 +128,7 @@ pub struct Modules {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Network {
     /// eth0's address and prefix.
-    pub address: Cidr,
+    pub address: Ipv4Cidr,
     /// Default gateway.
     pub gateway: Option<std::net::Ipv4Addr>,
     /// eth0's MAC (default: derived from the guest name).
@@ -144,24 +150,6 @@ pub struct Xen {
     pub on_crash: String,
 }
 
-/// How a service is supervised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Restart {
-    /// Run once.
-    Once,
-    /// Restart whenever it exits.
-    Respawn,
-}
-
-/// `[[init.services]]`
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Service {
-    /// argv.
-    pub command: Vec<String>,
-    /// Supervision.
-    pub restart: Restart,
-}
-
 /// `[init]`
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Init {
@@ -169,7 +157,7 @@ pub struct Init {
     pub shell: String,
     /// Seconds the initramfs waits for the root device.
     pub root_wait_secs: u32,
-    /// Extra services.
+    /// `[[init.services]]`, in order.
     pub services: Vec<Service>,
     /// Whether the status service runs.
     pub status_enabled: bool,
@@ -199,27 +187,20 @@ impl Recipe {
         self.diag.at_loc(loc, key, message)
     }
 
-    /// The kernel `ip=` argument for this guest, if it has a network.
-    pub fn kernel_ip_arg(&self) -> Option<String> {
+    /// The kernel's `ip=` for this guest, if it has a network.
+    pub fn kernel_ip(&self) -> Option<IpParam> {
         self.network.as_ref().map(|n| {
-            let gw = n.gateway.map(|g| g.to_string()).unwrap_or_default();
-            format!(
-                "ip={}::{}:{}:{}:eth0:off",
-                n.address.addr,
-                gw,
-                n.address.netmask(),
-                self.guest.hostname
-            )
+            IpParam::Static(StaticIp {
+                address: n.address,
+                gateway: n.gateway,
+                hostname: Some(self.guest.hostname.to_string()),
+                device: Some(GUEST_IFACE.to_owned()),
+            })
         })
     }
 
-    /// The Xen kernel command line.
-    pub fn xen_cmdline(&self) -> String {
-        let mut s = String::from("root=/dev/xvda ro console=hvc0");
-        if let Some(ip) = self.kernel_ip_arg() {
-            s.push(' ');
-            s.push_str(&ip);
-        }
-        s
+    /// The kernel command line of this guest on `platform`.
+    pub fn kernel_cmdline(&self, platform: Platform) -> String {
+        KernelCmdline::for_platform(platform, self.kernel_ip()).to_string()
     }
 }

@@ -1,23 +1,25 @@
-//! Checks a [`RawRecipe`] and turns it into a [`Recipe`].
+//! Checks a [`RawRecipe`] and turns it into a [`Recipe`]: one function per
+//! recipe section. The values' own rules (names, addresses, MACs, host
+//! names) are the contract's (`guest_contract`); what is checked here is
+//! where they stand in the recipe, so every error names its place.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
+use guest_contract::init_config::{Restart, Service};
+use guest_contract::manifest::{check_guest_name, check_memory_mib};
+use guest_contract::status::DEFAULT_PORT;
+use guest_contract::{Hostname, Ipv4Cidr, ValueError};
 use toml::Spanned;
 
-use super::files::{ExtraFile, FileKind, normalise_dest, parse_mode, parse_owner};
-use super::raw::{RawFile, RawInput, RawRecipe};
+use super::files::extra_file;
+use super::inputs::inputs;
+use super::raw::{RawGuest, RawInit, RawModules, RawNetwork, RawRecipe, RawRootfs, RawXen};
 use super::units::parse_bytes;
 use super::{
-    Cidr, Diag, Guest, Init, Input, Inputs, Located, Mac, Modules, Network, Recipe, RecipeError,
-    Restart, Rootfs, Service, Size, Xen,
+    Diag, Guest, Init, Located, Modules, Network, Recipe, RecipeError, Rootfs, Size, Xen,
+    default_mac,
 };
 
-/// Default kernel package: Debian's current amd64 kernel.
-pub const DEFAULT_KERNEL_PACKAGE: &str = "linux-image-amd64";
-/// Default busybox package.
-pub const DEFAULT_BUSYBOX_PACKAGE: &str = "busybox-static";
-/// Default status service port.
-pub const DEFAULT_STATUS_PORT: u16 = 5115;
 const XL_ACTIONS: [&str; 7] = [
     "destroy",
     "restart",
@@ -32,12 +34,34 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
     let d = Diag::new(file, text);
     let raw: RawRecipe = toml::from_str(text).map_err(|e| d.from_toml(&e))?;
     let dir = recipe_dir(file);
-    let at = |s: &std::ops::Range<usize>| d.loc(s);
+    let guest = guest(&d, raw.guest.get_ref())?;
+    let inputs = inputs(&d, &dir, &raw.inputs)?;
+    let rootfs = rootfs(&d, &dir, &raw.rootfs, &guest.name)?;
+    let modules = modules(&d, &raw.modules)?;
+    let network = match &raw.network {
+        None => None,
+        Some(n) => Some(network(&d, n.get_ref(), &guest.name)?),
+    };
+    let xen = xen(&d, &raw.xen)?;
+    let init = init(&d, &raw.init)?;
+    Ok(Recipe {
+        file: file.to_path_buf(),
+        dir,
+        diag: d,
+        guest,
+        inputs,
+        rootfs,
+        modules,
+        network,
+        xen,
+        init,
+    })
+}
 
-    // [guest]
-    let g = raw.guest.into_inner();
+/// `[guest]`
+fn guest(d: &Diag, g: &RawGuest) -> Result<Guest, RecipeError> {
     let name = g.name.get_ref().clone();
-    check_name(&name).map_err(|m| d.at(&g.name.span(), "guest.name", m))?;
+    check_guest_name(&name).map_err(|e| d.at(&g.name.span(), "guest.name", e.0))?;
     let memory_mib = match &g.memory {
         None => 512,
         Some(m) => parse_memory(m.get_ref()).map_err(|msg| d.at(&m.span(), "guest.memory", msg))?,
@@ -56,40 +80,32 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
             })?,
     };
     let hostname = match &g.hostname {
-        None => name.clone(),
-        Some(h) => {
-            check_hostname(h.get_ref()).map_err(|m| d.at(&h.span(), "guest.hostname", m))?;
-            h.get_ref().clone()
-        }
+        Some(h) => h
+            .get_ref()
+            .parse::<Hostname>()
+            .map_err(|e| d.at(&h.span(), "guest.hostname", e.0))?,
+        None => name.parse::<Hostname>().map_err(|e: ValueError| {
+            d.at(
+                &g.name.span(),
+                "guest.name",
+                format!(
+                    "{}; the host name defaults to the guest name: set guest.hostname",
+                    e.0
+                ),
+            )
+        })?,
     };
-    let guest = Guest {
-        name: name.clone(),
+    Ok(Guest {
+        name,
         memory_mib,
         vcpus,
         hostname,
-    };
+    })
+}
 
-    // [inputs]
-    let kernel = input(
-        &d,
-        &dir,
-        raw.inputs.kernel.as_ref(),
-        "inputs.kernel",
-        DEFAULT_KERNEL_PACKAGE,
-        true,
-    )?;
-    let busybox = input(
-        &d,
-        &dir,
-        raw.inputs.busybox.as_ref(),
-        "inputs.busybox",
-        DEFAULT_BUSYBOX_PACKAGE,
-        false,
-    )?;
-    let inputs = Inputs { kernel, busybox };
-
-    // [rootfs]
-    let size = match &raw.rootfs.size {
+/// `[rootfs]`
+fn rootfs(d: &Diag, dir: &Path, r: &RawRootfs, name: &str) -> Result<Rootfs, RecipeError> {
+    let size = match &r.size {
         None => Located {
             value: Size::Auto,
             loc: Default::default(),
@@ -104,38 +120,38 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
             };
             Located {
                 value: v,
-                loc: at(&s.span()),
+                loc: d.loc(&s.span()),
             }
         }
     };
-    let label = match &raw.rootfs.label {
-        None => default_label(&name),
-        Some(l) => {
-            if l.get_ref().len() > 16 {
-                return Err(d.at(
-                    &l.span(),
-                    "rootfs.label",
-                    format!(
-                        "`{}` is {} bytes; an ext4 label holds at most 16",
-                        l.get_ref(),
-                        l.get_ref().len()
-                    ),
-                ));
-            }
-            l.get_ref().clone()
+    let label = match &r.label {
+        None => default_label(name),
+        Some(l) if l.get_ref().len() > 16 => {
+            return Err(d.at(
+                &l.span(),
+                "rootfs.label",
+                format!(
+                    "`{}` is {} bytes; an ext4 label holds at most 16",
+                    l.get_ref(),
+                    l.get_ref().len()
+                ),
+            ));
         }
+        Some(l) => l.get_ref().clone(),
     };
     let mut files = Vec::new();
-    for (i, f) in raw.rootfs.files.iter().enumerate() {
+    for (i, f) in r.files.iter().enumerate() {
         files.push(Located {
-            value: extra_file(&d, &dir, f, i)?,
-            loc: at(&f.span()),
+            value: extra_file(d, dir, f, i)?,
+            loc: d.loc(&f.span()),
         });
     }
-    let rootfs = Rootfs { size, label, files };
+    Ok(Rootfs { size, label, files })
+}
 
-    // [modules]
-    let located = |v: &[Spanned<String>], key: &str| -> Result<Vec<Located<String>>, RecipeError> {
+/// `[modules]`
+fn modules(d: &Diag, m: &RawModules) -> Result<Modules, RecipeError> {
+    let names = |v: &[Spanned<String>], key: &str| -> Result<Vec<Located<String>>, RecipeError> {
         v.iter()
             .map(|m| {
                 let n = m.get_ref().trim();
@@ -148,97 +164,80 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
                 } else {
                     Ok(Located {
                         value: n.to_owned(),
-                        loc: at(&m.span()),
+                        loc: d.loc(&m.span()),
                     })
                 }
             })
             .collect()
     };
-    let modules = Modules {
-        load: located(&raw.modules.load, "modules.load")?,
-        initramfs: located(&raw.modules.initramfs, "modules.initramfs")?,
-    };
+    Ok(Modules {
+        load: names(&m.load, "modules.load")?,
+        initramfs: names(&m.initramfs, "modules.initramfs")?,
+    })
+}
 
-    // [network]
-    let network = match &raw.network {
+/// `[network]`
+fn network(d: &Diag, n: &RawNetwork, name: &str) -> Result<Network, RecipeError> {
+    let address: Ipv4Cidr = n
+        .address
+        .get_ref()
+        .parse()
+        .map_err(|e: ValueError| d.at(&n.address.span(), "network.address", e.0))?;
+    let gateway = match &n.gateway {
         None => None,
-        Some(n) => {
-            let n = n.get_ref();
-            let address: Cidr = n
-                .address
-                .get_ref()
-                .parse()
-                .map_err(|m: String| d.at(&n.address.span(), "network.address", m))?;
-            let gateway = match &n.gateway {
-                None => None,
-                Some(g) => {
-                    let ip: std::net::Ipv4Addr = g.get_ref().parse().map_err(|_| {
-                        d.at(
-                            &g.span(),
-                            "network.gateway",
-                            format!("`{}` is not an IPv4 address", g.get_ref()),
-                        )
-                    })?;
-                    if !address.contains(ip) {
-                        return Err(d.at(
-                            &g.span(),
-                            "network.gateway",
-                            format!("gateway {ip} is outside {address}"),
-                        ));
-                    }
-                    if ip == address.addr {
-                        return Err(d.at(
-                            &g.span(),
-                            "network.gateway",
-                            format!("gateway {ip} is the guest's own address"),
-                        ));
-                    }
-                    Some(ip)
-                }
-            };
-            let mac = match &n.mac {
-                None => Mac::for_guest(&name),
-                Some(m) => m
-                    .get_ref()
-                    .parse()
-                    .map_err(|e: String| d.at(&m.span(), "network.mac", e))?,
-            };
-            Some(Network {
-                address,
-                gateway,
-                mac,
-            })
+        Some(g) => {
+            let ip: std::net::Ipv4Addr = g.get_ref().parse().map_err(|_| {
+                d.at(
+                    &g.span(),
+                    "network.gateway",
+                    format!("`{}` is not an IPv4 address", g.get_ref()),
+                )
+            })?;
+            address
+                .check_gateway(ip)
+                .map_err(|e| d.at(&g.span(), "network.gateway", e.0))?;
+            Some(ip)
         }
     };
+    let mac = match &n.mac {
+        None => default_mac(name),
+        Some(m) => m
+            .get_ref()
+            .parse()
+            .map_err(|e: ValueError| d.at(&m.span(), "network.mac", e.0))?,
+    };
+    Ok(Network {
+        address,
+        gateway,
+        mac,
+    })
+}
 
-    // [xen]
-    let x = &raw.xen;
-    let action =
-        |v: &Option<Spanned<String>>, key: &str, default: &str| -> Result<String, RecipeError> {
-            match v {
-                None => Ok(default.to_owned()),
-                Some(a) if XL_ACTIONS.contains(&a.get_ref().as_str()) => Ok(a.get_ref().clone()),
-                Some(a) => Err(d.at(
-                    &a.span(),
-                    key,
-                    format!(
-                        "`{}` is not an xl action; one of: {}",
-                        a.get_ref(),
-                        XL_ACTIONS.join(", ")
-                    ),
-                )),
-            }
-        };
+/// `[xen]`
+fn xen(d: &Diag, x: &RawXen) -> Result<Xen, RecipeError> {
+    let action = |v: &Option<Spanned<String>>, key: &str, default: &str| match v {
+        None => Ok(default.to_owned()),
+        Some(a) if XL_ACTIONS.contains(&a.get_ref().as_str()) => Ok(a.get_ref().clone()),
+        Some(a) => Err(d.at(
+            &a.span(),
+            key,
+            format!(
+                "`{}` is not an xl action; one of: {}",
+                a.get_ref(),
+                XL_ACTIONS.join(", ")
+            ),
+        )),
+    };
     let bridge = match &x.bridge {
         None => "xenbr0".to_owned(),
         Some(b) => {
+            // Stricter than a Linux interface name: it stands inside an
+            // xl vif spec, where ',' and quotes would end it.
             let v = b.get_ref();
-            if v.is_empty()
-                || v.len() > 15
-                || !v
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
+            let ok = guest_contract::net::check_ifname(v).is_ok()
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !ok {
                 return Err(d.at(
                     &b.span(),
                     "xen.bridge",
@@ -262,16 +261,17 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
             Some(v.clone())
         }
     };
-    let xen = Xen {
+    Ok(Xen {
         bridge,
         disk_target,
         on_poweroff: action(&x.on_poweroff, "xen.on_poweroff", "destroy")?,
         on_reboot: action(&x.on_reboot, "xen.on_reboot", "restart")?,
         on_crash: action(&x.on_crash, "xen.on_crash", "destroy")?,
-    };
+    })
+}
 
-    // [init]
-    let i = &raw.init;
+/// `[init]`
+fn init(d: &Diag, i: &RawInit) -> Result<Init, RecipeError> {
     let shell = match &i.shell {
         None => "/bin/sh".to_owned(),
         Some(s) if s.get_ref().trim().is_empty() => {
@@ -290,7 +290,7 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
     for (n, s) in i.services.iter().enumerate() {
         let s = s.get_ref();
         let key = format!("init.services[{n}]");
-        if s.command.get_ref().is_empty() || s.command.get_ref()[0].is_empty() {
+        if s.command.get_ref().first().is_none_or(String::is_empty) {
             return Err(d.at(
                 &s.command.span(),
                 &format!("{key}.command"),
@@ -299,28 +299,24 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
         }
         let restart = match &s.restart {
             None => Restart::Respawn,
-            Some(r) => match r.get_ref().as_str() {
-                "once" => Restart::Once,
-                "respawn" => Restart::Respawn,
-                other => {
-                    return Err(d.at(
-                        &r.span(),
-                        &format!("{key}.restart"),
-                        format!("`{other}`: expected \"once\" or \"respawn\""),
-                    ));
-                }
-            },
+            Some(r) => Restart::from_word(r.get_ref()).ok_or_else(|| {
+                d.at(
+                    &r.span(),
+                    &format!("{key}.restart"),
+                    format!("`{}`: expected \"once\" or \"respawn\"", r.get_ref()),
+                )
+            })?,
         };
         services.push(Service {
-            command: s.command.get_ref().clone(),
             restart,
+            argv: s.command.get_ref().clone(),
         });
     }
     let (status_enabled, status_port) = match &i.status {
-        None => (true, DEFAULT_STATUS_PORT),
+        None => (true, DEFAULT_PORT),
         Some(st) => {
             let port = match &st.port {
-                None => DEFAULT_STATUS_PORT,
+                None => DEFAULT_PORT,
                 Some(p) => u16::try_from(*p.get_ref())
                     .ok()
                     .filter(|p| *p != 0)
@@ -335,25 +331,12 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
             (st.enabled.unwrap_or(true), port)
         }
     };
-    let init = Init {
+    Ok(Init {
         shell,
         root_wait_secs,
         services,
         status_enabled,
         status_port,
-    };
-
-    Ok(Recipe {
-        file: file.to_path_buf(),
-        dir,
-        diag: d,
-        guest,
-        inputs,
-        rootfs,
-        modules,
-        network,
-        xen,
-        init,
     })
 }
 
@@ -375,40 +358,8 @@ fn default_label(name: &str) -> String {
     s
 }
 
-fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with(['.', '-'])
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{name}` is not a guest name: use 1-64 of A-Z a-z 0-9 - _ . (not starting with . or -)"
-        ))
-    }
-}
-
-fn check_hostname(h: &str) -> Result<(), String> {
-    let ok = !h.is_empty()
-        && h.len() <= 64
-        && h.split('.').all(|l| {
-            !l.is_empty()
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("`{h}` is not a valid hostname"))
-    }
-}
-
 /// Memory must carry a unit and be a whole number of MiB.
-fn parse_memory(v: &toml::Value) -> Result<u64, String> {
+fn parse_memory(v: &toml::Value) -> Result<u32, String> {
     let s = match v {
         toml::Value::String(s) => s.clone(),
         toml::Value::Integer(i) => {
@@ -427,215 +378,156 @@ fn parse_memory(v: &toml::Value) -> Result<u64, String> {
     if bytes % (1 << 20) != 0 {
         return Err(format!("`{s}` is not a whole number of MiB"));
     }
-    let mib = bytes >> 20;
-    if mib < 32 {
-        return Err(format!(
-            "`{s}` is too little memory for a Linux guest (at least 32M)"
-        ));
-    }
-    Ok(mib)
+    check_memory_mib(bytes >> 20).map_err(|e| format!("`{s}`: {}", e.0))
 }
 
-fn input(
-    d: &Diag,
-    dir: &Path,
-    v: Option<&Spanned<RawInput>>,
-    key: &str,
-    default: &str,
-    is_kernel: bool,
-) -> Result<Located<Input>, RecipeError> {
-    let Some(v) = v else {
-        return Ok(Located {
-            value: Input::Package {
-                name: default.to_owned(),
-                version: None,
-            },
-            loc: Default::default(),
-        });
-    };
-    let span = v.span();
-    let loc = d.loc(&span);
-    let err = |m: String| d.at(&span, key, m);
-    let package = |spec: &str, version: Option<String>| -> Result<Input, RecipeError> {
-        let (name, ver) = match spec.split_once('=') {
-            Some((n, ver)) => (n.trim(), Some(ver.trim().to_owned())),
-            None => (spec.trim(), version),
-        };
-        let ok = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
-        if !ok {
-            return Err(err(format!("`{spec}` is not a Debian package name")));
-        }
-        Ok(Input::Package {
-            name: name.to_owned(),
-            version: ver.filter(|v| !v.is_empty()),
-        })
-    };
-    let value = match v.get_ref() {
-        RawInput::Package(spec) => package(spec, None)?,
-        RawInput::Table(t) => match (&t.package, &t.path) {
-            (Some(p), None) => {
-                if t.modules.is_some() {
-                    return Err(err("`modules` goes with `path`, not with `package`".into()));
-                }
-                package(p, t.version.clone())?
-            }
-            (None, Some(p)) => {
-                if t.version.is_some() {
-                    return Err(err("`version` goes with `package`, not with `path`".into()));
-                }
-                if t.modules.is_some() && !is_kernel {
-                    return Err(err("`modules` is only for the kernel input".into()));
-                }
-                let path = resolve(dir, p);
-                if !path.exists() {
-                    return Err(err(format!("`{}` does not exist", path.display())));
-                }
-                let modules = t.modules.as_ref().map(|m| resolve(dir, m));
-                if let Some(m) = &modules {
-                    if !m.is_dir() {
-                        return Err(err(format!(
-                            "module tree `{}` is not a directory",
-                            m.display()
-                        )));
-                    }
-                } else if is_kernel && path.is_file() {
-                    return Err(err(format!(
-                        "kernel file `{}` needs `modules = \"…/lib/modules/<version>\"` (or give the unpacked package directory as `path`)",
-                        path.display()
-                    )));
-                }
-                Input::Path { path, modules }
-            }
-            _ => return Err(err("give exactly one of `package` or `path`".into())),
-        },
-    };
-    Ok(Located { value, loc })
-}
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
 
-/// Resolves a recipe path against the recipe's directory, lexically.
-fn resolve(dir: &Path, p: &str) -> PathBuf {
-    let joined = dir.join(p);
-    let mut out = PathBuf::new();
-    for c in joined.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
+    use super::*;
 
-fn extra_file(
-    d: &Diag,
-    dir: &Path,
-    f: &Spanned<RawFile>,
-    i: usize,
-) -> Result<ExtraFile, RecipeError> {
-    let key = |k: &str| format!("rootfs.files[{i}].{k}");
-    let f = f.get_ref();
-    let dest =
-        normalise_dest(f.dest.get_ref()).map_err(|m| d.at(&f.dest.span(), &key("dest"), m))?;
-    let mut kinds: Vec<(std::ops::Range<usize>, &str, FileKind)> = Vec::new();
-    if let Some(s) = &f.source {
-        let p = resolve(dir, s.get_ref());
-        if !p.exists() {
-            return Err(d.at(
-                &s.span(),
-                &key("source"),
-                format!(
-                    "`{}` does not exist (paths are relative to the recipe file)",
-                    p.display()
-                ),
-            ));
+    fn parse(text: &str) -> Result<Recipe, RecipeError> {
+        Recipe::parse(Path::new("/r/g.toml"), text)
+    }
+
+    fn err(text: &str) -> RecipeError {
+        parse(text).unwrap_err()
+    }
+
+    #[test]
+    fn guest_defaults_and_values() {
+        let r = parse("[guest]\nname = \"g\"\n").unwrap();
+        assert_eq!(r.guest.memory_mib, 512);
+        assert_eq!(r.guest.vcpus, 1);
+        assert_eq!(r.guest.hostname.as_str(), "g");
+        let r = parse("[guest]\nname = \"g\"\nmemory = \"1G\"\nvcpus = 4\nhostname = \"web_01\"\n")
+            .unwrap();
+        assert_eq!((r.guest.memory_mib, r.guest.vcpus), (1024, 4));
+        assert_eq!(r.guest.hostname.as_str(), "web_01");
+        let e = err("[guest]\nname = \"g\"\nmemory = \"16M\"\n");
+        assert_eq!(e.key, "guest.memory");
+        assert!(e.message.contains("too little memory"), "{e}");
+    }
+
+    #[test]
+    fn hostname_rule_is_the_contracts_both_ways() {
+        // A guest name that is a valid host name is the default host name,
+        // with or without an underscore.
+        let r = parse("[guest]\nname = \"my_guest.v2\"\n").unwrap();
+        assert_eq!(r.guest.hostname.as_str(), "my_guest.v2");
+        // One that is not says so at guest.name, and how to fix it.
+        let e = err("[guest]\nname = \"a..b\"\n");
+        assert_eq!((e.key.as_str(), e.loc.line), ("guest.name", 2));
+        assert!(e.message.contains("set guest.hostname"), "{e}");
+        let e = err("[guest]\nname = \"g\"\nhostname = \"-web\"\n");
+        assert_eq!((e.key.as_str(), e.loc.line), ("guest.hostname", 3));
+    }
+
+    #[test]
+    fn rootfs_defaults_and_label() {
+        let r = parse("[guest]\nname = \"a-very-long-guest-name\"\n").unwrap();
+        assert_eq!(r.rootfs.size.value, Size::Auto);
+        assert_eq!(r.rootfs.label, "a-very-long-gues");
+        let r =
+            parse("[guest]\nname = \"g\"\n[rootfs]\nsize = \"2G\"\nlabel = \"root\"\n").unwrap();
+        assert_eq!(r.rootfs.size.value, Size::Fixed(2 << 30));
+        assert_eq!(r.rootfs.size.loc.line, 4);
+        assert_eq!(r.rootfs.label, "root");
+        assert_eq!(
+            err("[guest]\nname = \"g\"\n[rootfs]\nlabel = \"seventeen-bytes-x\"\n").key,
+            "rootfs.label"
+        );
+    }
+
+    #[test]
+    fn modules_are_names() {
+        let r = parse("[guest]\nname = \"g\"\n[modules]\nload = [\" virtio_net \"]\n").unwrap();
+        assert_eq!(r.modules.load[0].value, "virtio_net");
+        assert_eq!(r.modules.load[0].loc.line, 4);
+        let e = err("[guest]\nname = \"g\"\n[modules]\ninitramfs = [\"a/b\"]\n");
+        assert_eq!(e.key, "modules.initramfs");
+    }
+
+    #[test]
+    fn network_values_and_default_mac() {
+        let r = parse(
+            "[guest]\nname = \"g\"\n[network]\naddress = \"10.1.2.3/16\"\ngateway = \"10.1.0.1\"\n",
+        )
+        .unwrap();
+        let n = r.network.unwrap();
+        assert_eq!(n.address.to_string(), "10.1.2.3/16");
+        assert_eq!(n.gateway, Some(Ipv4Addr::new(10, 1, 0, 1)));
+        assert_eq!(n.mac, default_mac("g"));
+        let e = err(
+            "[guest]\nname = \"g\"\n[network]\naddress = \"10.1.2.3/16\"\ngateway = \"10.1.2.3\"\n",
+        );
+        assert_eq!((e.key.as_str(), e.loc.line), ("network.gateway", 5));
+        assert!(e.message.contains("own address"), "{e}");
+        let e = err(
+            "[guest]\nname = \"g\"\n[network]\naddress = \"10.1.2.3/16\"\nmac = \"03:00:00:00:00:01\"\n",
+        );
+        assert_eq!(e.key, "network.mac");
+    }
+
+    #[test]
+    fn xen_defaults_and_refusals() {
+        let r = parse("[guest]\nname = \"g\"\n").unwrap();
+        assert_eq!(r.xen.bridge, "xenbr0");
+        assert_eq!(r.xen.disk_target, None);
+        assert_eq!(
+            (
+                r.xen.on_poweroff.as_str(),
+                r.xen.on_reboot.as_str(),
+                r.xen.on_crash.as_str()
+            ),
+            ("destroy", "restart", "destroy")
+        );
+        for (body, key) in [
+            ("bridge = \"br,0\"", "xen.bridge"),
+            ("bridge = \"sixteen-chars-xx\"", "xen.bridge"),
+            ("disk_target = \"relative.img\"", "xen.disk_target"),
+            ("on_crash = \"explode\"", "xen.on_crash"),
+        ] {
+            assert_eq!(
+                err(&format!("[guest]\nname = \"g\"\n[xen]\n{body}\n")).key,
+                key,
+                "{body}"
+            );
         }
-        kinds.push((s.span(), "source", FileKind::Copy(p)));
     }
-    if let Some(t) = &f.text {
-        kinds.push((t.span(), "text", FileKind::Text(t.get_ref().clone())));
+
+    #[test]
+    fn init_defaults_and_services() {
+        let r = parse("[guest]\nname = \"g\"\n").unwrap();
+        assert_eq!(r.init.shell, "/bin/sh");
+        assert_eq!(r.init.root_wait_secs, 30);
+        assert!(r.init.status_enabled);
+        assert_eq!(r.init.status_port, DEFAULT_PORT);
+        let r = parse(
+            "[guest]\nname = \"g\"\n[[init.services]]\ncommand = [\"/bin/x\", \"-a\"]\n[[init.services]]\ncommand = [\"/bin/y\"]\nrestart = \"once\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            r.init.services,
+            [
+                Service {
+                    restart: Restart::Respawn,
+                    argv: vec!["/bin/x".into(), "-a".into()]
+                },
+                Service {
+                    restart: Restart::Once,
+                    argv: vec!["/bin/y".into()]
+                }
+            ]
+        );
+        let e = err("[guest]\nname = \"g\"\n[[init.services]]\ncommand = []\n");
+        assert_eq!(e.key, "init.services[0].command");
+        let e = err(
+            "[guest]\nname = \"g\"\n[[init.services]]\ncommand = [\"/x\"]\nrestart = \"often\"\n",
+        );
+        assert_eq!(e.key, "init.services[0].restart");
+        let e = err("[guest]\nname = \"g\"\n[init]\nroot_wait = 0\n");
+        assert_eq!(e.key, "init.root_wait");
     }
-    if let Some(b) = &f.directory {
-        if *b.get_ref() {
-            kinds.push((b.span(), "directory", FileKind::Directory));
-        }
-    }
-    if let Some(s) = &f.symlink {
-        if s.get_ref().is_empty() {
-            return Err(d.at(&s.span(), &key("symlink"), "the link target is empty"));
-        }
-        kinds.push((s.span(), "symlink", FileKind::Symlink(s.get_ref().clone())));
-    }
-    if let Some(c) = &f.char_device {
-        let v = c.get_ref();
-        kinds.push((
-            c.span(),
-            "char_device",
-            FileKind::CharDevice {
-                major: v.major,
-                minor: v.minor,
-            },
-        ));
-    }
-    if let Some(c) = &f.block_device {
-        let v = c.get_ref();
-        kinds.push((
-            c.span(),
-            "block_device",
-            FileKind::BlockDevice {
-                major: v.major,
-                minor: v.minor,
-            },
-        ));
-    }
-    if let Some(b) = &f.fifo {
-        if *b.get_ref() {
-            kinds.push((b.span(), "fifo", FileKind::Fifo));
-        }
-    }
-    let kind = match kinds.len() {
-        1 => kinds.remove(0).2,
-        0 => {
-            return Err(d.at(&f.dest.span(), &key("dest"), format!(
-                "`{dest}` needs one of: source, text, directory, symlink, char_device, block_device, fifo"
-            )));
-        }
-        _ => {
-            let names: Vec<&str> = kinds.iter().map(|k| k.1).collect();
-            return Err(d.at(
-                &kinds[1].0,
-                &key(kinds[1].1),
-                format!(
-                    "`{dest}` has several kinds ({}); give exactly one",
-                    names.join(", ")
-                ),
-            ));
-        }
-    };
-    if dest == "/" && kind != FileKind::Directory {
-        return Err(d.at(
-            &f.dest.span(),
-            &key("dest"),
-            "only a directory can be placed at /",
-        ));
-    }
-    let mode = match &f.mode {
-        None => kind.default_mode(),
-        Some(m) => parse_mode(m.get_ref()).map_err(|e| d.at(&m.span(), &key("mode"), e))?,
-    };
-    let (uid, gid) = match &f.owner {
-        None => (0, 0),
-        Some(o) => parse_owner(o.get_ref()).map_err(|e| d.at(&o.span(), &key("owner"), e))?,
-    };
-    Ok(ExtraFile {
-        dest,
-        kind,
-        mode,
-        uid,
-        gid,
-    })
 }

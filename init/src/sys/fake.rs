@@ -3,6 +3,7 @@
 //! answers (files, devices, failures) are set up by the test.
 
 use super::{Exited, MountOpts, PowerAction, Spawn, Sys, Tty};
+use guest_contract::Mac;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::net::Ipv4Addr;
@@ -192,11 +193,8 @@ impl Sys for FakeSys {
     fn set_hostname(&mut self, name: &str) -> io::Result<()> {
         self.record(format!("hostname {name}"))
     }
-    fn set_link_mac(&mut self, iface: &str, mac: [u8; 6]) -> io::Result<()> {
-        self.record(format!(
-            "link_mac {iface} {}",
-            crate::config::format_mac(&mac)
-        ))
+    fn set_link_mac(&mut self, iface: &str, mac: Mac) -> io::Result<()> {
+        self.record(format!("link_mac {iface} {mac}"))
     }
     fn link_up(&mut self, iface: &str) -> io::Result<()> {
         self.record(format!("link_up {iface}"))

@@ -3,6 +3,7 @@
 use super::{Exited, MountOpts, PowerAction, Spawn, Sys, Tty};
 use crate::kmsg;
 use crate::netlink::Netlink;
+use guest_contract::Mac;
 use rustix::fd::BorrowedFd;
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
@@ -237,9 +238,9 @@ impl Sys for RealSys {
         Ok(())
     }
 
-    fn set_link_mac(&mut self, iface: &str, mac: [u8; 6]) -> io::Result<()> {
+    fn set_link_mac(&mut self, iface: &str, mac: Mac) -> io::Result<()> {
         let idx = ifindex(iface)?;
-        Netlink::open()?.set_link(idx, false, Some(mac))
+        Netlink::open()?.set_link(idx, false, Some(mac.octets()))
     }
 
     fn link_up(&mut self, iface: &str) -> io::Result<()> {

@@ -1,76 +1,53 @@
-//! `imgrun migrate-check`: QEMU→QEMU live migration in a private namespace,
-//! with the backend-agnostic checks of [`crate::checks`].
+//! `imgrun migrate-check`: the one driver of the migration check, over any
+//! [`Backend`] (QEMU in [`crate::qemu::backend`], Xen in
+//! [`crate::xen::backend`]). It starts the guest, waits for its status
+//! service, opens the TCP connection that must survive, then migrates leg
+//! by leg along the backend's route, gathers the evidence and runs the
+//! named checks of [`crate::checks`] after each, and makes the report.
 
+pub mod backend;
 mod leg;
-mod run;
 
 use std::fmt;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use self::leg::Outcome;
-use self::run::Run;
+pub use self::backend::{Backend, BackendError, Leg, Outcome, Placement};
 use crate::cancel::{Cancel, Interrupted};
-use crate::manifest::Manifest;
-use crate::netns::{NetNs, NetnsError};
-use crate::qemu::argv::Accel;
-use crate::qemu::process::ProcessError;
-use crate::qmp::QmpError;
+use crate::guest::{GuestDir, GuestError};
 use crate::report::{GuestLocation, Report, RunOptions};
-use crate::session::{Host, SessionError};
 use crate::status::{GuestClient, StatusError, TcpSession};
 
-/// How the migration stream travels between the two QEMUs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// A unix socket in the log directory.
-    Unix,
-    /// TCP on the namespace's loopback.
-    Tcp,
-}
-
-/// Options of `migrate-check`.
+/// The options of a check, whatever the backend.
 #[derive(Debug, Clone)]
-pub struct MigrateOptions {
-    pub qemu: PathBuf,
-    /// `None`: probe KVM, else TCG.
-    pub accel: Option<Accel>,
+pub struct CheckOptions {
+    /// Migrations (two hosts: back and forth).
     pub repeat: u32,
+    /// Dirty this many MiB of guest memory during migration and verify them after.
     pub dirty_mb: Option<u32>,
+    /// Pause the guest before migrating (a non-live baseline; no gap limit).
     pub stop_first: bool,
+    /// The largest acceptable client-seen downtime (longest probe gap).
     pub threshold: Duration,
-    pub log_dir: Option<PathBuf>,
-    pub transport: Transport,
+    /// How long the guest may take to answer after boot.
     pub boot_timeout: Duration,
+    /// Give up (and cancel) a migration after this long.
     pub migrate_timeout: Duration,
-    /// How long after completion the destination is checked again.
+    /// How long after a migration the destination is checked again.
     pub settle: Duration,
-    /// Migration bandwidth cap in MiB/s (QEMU's default of 128 needlessly
-    /// slows a migration between two processes on one host).
-    pub max_bandwidth_mib: u64,
-    /// QEMU's `downtime-limit`: the longest pause it plans for the final
-    /// stop-and-copy (QEMU's default is 300 ms; ours 20 ms: an idle guest's
-    /// QEMU downtime drops from ≈ 29 ms to ≈ 2.5 ms).
-    pub downtime_limit: Duration,
 }
 
-impl Default for MigrateOptions {
+impl Default for CheckOptions {
     fn default() -> Self {
-        MigrateOptions {
-            qemu: "qemu-system-x86_64".into(),
-            accel: None,
+        CheckOptions {
             repeat: 1,
             dirty_mb: None,
             stop_first: false,
             threshold: Duration::from_millis(1000),
-            log_dir: None,
-            transport: Transport::Unix,
             boot_timeout: Duration::from_secs(90),
             migrate_timeout: Duration::from_secs(120),
             settle: Duration::from_secs(3),
-            max_bandwidth_mib: 1024,
-            downtime_limit: Duration::from_millis(20),
         }
     }
 }
@@ -78,16 +55,30 @@ impl Default for MigrateOptions {
 /// Progress of a run, for the UI to render.
 #[derive(Debug, Clone)]
 pub enum Event {
+    /// The hypervisor in use (a host, its version, where logs go).
     Host(String),
+    /// Anything else worth a line (a file copied, a stale namespace removed).
+    Note(String),
+    /// The runner's private network namespace.
     Namespace(String),
+    /// A QEMU process.
     VmStarted {
         name: String,
         pid: u32,
         incoming: bool,
         console_log: PathBuf,
     },
+    /// The guest was created on a host.
+    Created {
+        host: String,
+    },
+    /// The guest already ran on the host and is used as it is.
+    Adopted {
+        host: String,
+        domid: u32,
+    },
     GuestUp {
-        name: String,
+        host: String,
         ms: u64,
     },
     MigrationStarted {
@@ -110,6 +101,7 @@ impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Event::Host(h) => write!(f, "using {h}"),
+            Event::Note(n) => f.write_str(n),
             Event::Namespace(n) => write!(f, "namespace {n} ready"),
             Event::VmStarted {
                 name,
@@ -122,7 +114,12 @@ impl fmt::Display for Event {
                 if *incoming { "destination" } else { "source" },
                 console_log.display()
             ),
-            Event::GuestUp { name, ms } => write!(f, "guest on {name} answered after {ms} ms"),
+            Event::Created { host } => write!(f, "guest created on {host}"),
+            Event::Adopted { host, domid } => write!(
+                f,
+                "guest already running on {host} (domid {domid}); using it"
+            ),
+            Event::GuestUp { host, ms } => write!(f, "guest on {host} answered after {ms} ms"),
             Event::MigrationStarted { index, from, to } => {
                 write!(f, "migration {index} started {from} -> {to}")
             }
@@ -141,24 +138,21 @@ impl fmt::Display for Event {
 
 /// Errors that stop a run before any report can be made.
 #[derive(Debug, thiserror::Error)]
-pub enum MigrateError {
+pub enum CheckError {
     #[error(transparent)]
-    Session(#[from] SessionError),
+    Guest(#[from] GuestError),
     #[error(transparent)]
-    Netns(#[from] NetnsError),
-    #[error(transparent)]
-    Process(#[from] ProcessError),
-    #[error("{name}: {source}")]
-    Qmp { name: String, source: QmpError },
-    #[error("socket in the namespace: {0}")]
+    Backend(#[from] BackendError),
+    #[error("socket: {0}")]
     Socket(std::io::Error),
     #[error(transparent)]
     Status(#[from] StatusError),
     #[error(
-        "the guest on {name} did not answer its status service within {secs} s.\n--- console tail ({log}) ---\n{console}"
+        "the guest on {host} did not answer its status service at {target} within {secs} s.\n--- console tail ({log}) ---\n{console}"
     )]
     GuestTimeout {
-        name: String,
+        host: String,
+        target: SocketAddr,
         secs: u64,
         log: String,
         console: String,
@@ -167,51 +161,78 @@ pub enum MigrateError {
     Interrupted(#[from] Interrupted),
 }
 
-/// Runs the whole check. Errors before the first migration (bad QEMU, no
-/// capability, guest does not boot) are `Err`; failures during migrations
-/// end up in the report. Everything started is torn down before returning.
+impl CheckError {
+    /// True if the run stopped because of SIGINT/SIGTERM.
+    pub fn interrupted(&self) -> bool {
+        matches!(
+            self,
+            CheckError::Interrupted(_) | CheckError::Backend(BackendError::Interrupted(_))
+        )
+    }
+}
+
+/// The migrations of a route, as (from, to) positions in it: two hosts go
+/// back and forth `repeat` times; a longer route is walked once.
+pub fn legs(route: &[usize], repeat: u32) -> Vec<(usize, usize)> {
+    match route {
+        [a, b] => (0..repeat.max(1))
+            .map(|i| if i % 2 == 0 { (*a, *b) } else { (*b, *a) })
+            .collect(),
+        _ => route.windows(2).map(|w| (w[0], w[1])).collect(),
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Runs the whole check on `backend`. `started` is when the run began (the
+/// backend's set-up counts towards `setup_ms`). Errors before the first
+/// migration (guest does not boot) are `Err`; failures during migrations
+/// end up in the report. The backend is dropped (and everything it started
+/// torn down) by the caller.
 pub fn migrate_check(
-    m: &Manifest,
-    o: &MigrateOptions,
+    backend: &mut dyn Backend,
+    g: &GuestDir,
+    o: &CheckOptions,
     cancel: &Cancel,
     progress: &mut dyn FnMut(&Event),
-) -> Result<Report, MigrateError> {
-    let t0 = Instant::now();
-    let host = Host::prepare(&o.qemu, o.accel, o.log_dir.as_deref())?;
-    progress(&Event::Host(format!(
-        "{}, logs in {}",
-        host.describe(),
-        host.log_dir.display()
-    )));
-    for stale in crate::netns::remove_stale() {
-        eprintln!("imgrun: removed namespace {stale} left by a killed run");
+    started: Instant,
+) -> Result<Report, CheckError> {
+    let target = g.status_target()?;
+    let (net, _) = g.network()?;
+    let route = backend.route();
+    let legs = legs(&route, o.repeat);
+    let first = route.first().copied().unwrap_or(0);
+    let udp = backend.udp_socket().map_err(CheckError::Socket)?;
+    let mut guest = GuestClient::new(udp, target, cancel.clone());
+
+    backend.start(first, progress)?;
+    wait_for_guest(backend, &mut guest, first, o, cancel, progress)?;
+    let setup_ms = ms(started.elapsed());
+    let stream = backend
+        .connect(target, Duration::from_secs(5))
+        .map_err(|source| StatusError::Io {
+            addr: target,
+            source,
+        })?;
+    let mut tcp = TcpSession::new(stream, Duration::from_secs(15))?;
+    if let Some(mb) = o.dirty_mb {
+        tcp.dirty(mb)?;
     }
-    let ns = NetNs::create(m.guest.gateway, m.guest.prefix)?;
-    progress(&Event::Namespace(ns.name().to_string()));
-    let udp = Run::probe_socket(&ns)?;
-    let target = SocketAddr::from((m.guest.address, m.guest.status_port));
-    let mut run = Run {
-        m,
-        o,
-        host,
-        cancel,
-        progress,
-        boots: [0, 0],
-        console_logs: Vec::new(),
-        guest: GuestClient::new(udp, target, cancel.clone()),
-    };
+
     let mut report = Report {
-        backend: "qemu".into(),
-        guest: m.name.clone(),
-        image_dir: m.dir.clone(),
-        hypervisor: run.host.describe(),
+        backend: backend.kind().into(),
+        guest: g.name().to_owned(),
+        image_dir: std::fs::canonicalize(&g.dir).unwrap_or_else(|_| g.dir.clone()),
+        hypervisor: backend.describe(),
         options: RunOptions {
-            repeat: o.repeat,
+            repeat: u32::try_from(legs.len()).unwrap_or(u32::MAX),
             dirty_mb: o.dirty_mb,
             stop_first: o.stop_first,
-            threshold_ms: u64::try_from(o.threshold.as_millis()).unwrap_or(u64::MAX),
+            threshold_ms: ms(o.threshold),
         },
-        setup_ms: 0,
+        setup_ms,
         total_ms: 0,
         migrations: Vec::new(),
         guest_location: GuestLocation::Source,
@@ -219,65 +240,94 @@ pub fn migrate_check(
         error: None,
         passed: false,
     };
-
-    let mut src = run.start_vm(&ns, 0, false)?;
-    run.wait_guest(&mut src)?;
-    report.setup_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let stream = ns
-        .run_in(move || TcpStream::connect_timeout(&target, Duration::from_secs(5)))?
-        .map_err(|source| StatusError::Io {
-            addr: target,
-            source,
-        })?;
-    let mut tcp = TcpSession::new(stream, Duration::from_secs(5))?;
-    if let Some(mb) = o.dirty_mb {
-        tcp.dirty(mb)?;
-    }
-
-    for index in 1..=o.repeat {
-        let slot = 1 - src.slot;
-        let mut dst = match run.start_vm(&ns, slot, true) {
-            Ok(d) => d,
-            Err(MigrateError::Interrupted(i)) => return Err(i.into()),
-            Err(e) => {
-                report.error = Some(format!(
-                    "starting the destination for migration {index}: {e}"
-                ));
-                break;
-            }
+    let mut leg_run = leg::LegRun {
+        backend,
+        guest: &mut guest,
+        tcp: &mut tcp,
+        net,
+        target,
+        o,
+        cancel,
+        progress,
+    };
+    for (i, (from, to)) in legs.iter().copied().enumerate() {
+        let leg = Leg {
+            index: u32::try_from(i + 1).unwrap_or(u32::MAX),
+            from,
+            to,
         };
-        let (leg, outcome) = match run.migrate_once(&ns, index, &mut src, &mut dst, &mut tcp) {
-            Ok(r) => r,
-            Err(MigrateError::Interrupted(i)) => return Err(i.into()),
-            Err(e) => {
-                report.error = Some(format!("migration {index}: {e}"));
-                report.guest_location = GuestLocation::Lost;
-                break;
-            }
-        };
-        report.guest_location = leg.guest_location;
-        let leg_passed = leg.passed;
-        report.migrations.push(leg);
-        match outcome {
-            Outcome::Completed => {
-                let old = std::mem::replace(&mut src, dst);
-                old.shutdown();
-                if !leg_passed {
+        match leg_run.one(&leg) {
+            Ok(r) => {
+                report.guest_location = r.guest_location;
+                let passed = r.passed;
+                report.migrations.push(r);
+                if !passed {
                     break;
                 }
             }
-            Outcome::Failed => {
-                dst.shutdown();
+            Err(e) if e.interrupted() => return Err(e),
+            Err(e) => {
+                report.error = Some(format!("migration {}: {e}", leg.index));
+                report.guest_location = leg_run
+                    .backend
+                    .locate(&leg)
+                    .map_or(GuestLocation::Lost, |p| p.location);
                 break;
             }
         }
     }
-
-    drop(tcp);
-    src.shutdown();
-    drop(ns);
-    report.console_logs = run.console_logs;
-    report.total_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+    report.console_logs = backend.console_logs();
+    report.total_ms = ms(started.elapsed());
     report.finish();
     Ok(report)
+}
+
+/// Waits for the freshly started guest's status service, failing fast if
+/// the backend sees it stop.
+fn wait_for_guest(
+    backend: &mut dyn Backend,
+    guest: &mut GuestClient,
+    host: usize,
+    o: &CheckOptions,
+    cancel: &Cancel,
+    progress: &mut dyn FnMut(&Event),
+) -> Result<(), CheckError> {
+    let start = Instant::now();
+    loop {
+        cancel.check()?;
+        backend.ensure_running(host)?;
+        if guest.ask(Duration::from_millis(300)).is_ok() {
+            progress(&Event::GuestUp {
+                host: backend.host_name(host),
+                ms: ms(start.elapsed()),
+            });
+            return Ok(());
+        }
+        if start.elapsed() > o.boot_timeout {
+            return Err(CheckError::GuestTimeout {
+                host: backend.host_name(host),
+                target: guest.target(),
+                secs: o.boot_timeout.as_secs(),
+                log: backend
+                    .console_logs()
+                    .last()
+                    .map(|l| l.display().to_string())
+                    .unwrap_or_default(),
+                console: backend.console_tail(host),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legs_follow_the_route() {
+        assert_eq!(legs(&[0, 1], 1), vec![(0, 1)]);
+        assert_eq!(legs(&[0, 1], 3), vec![(0, 1), (1, 0), (0, 1)]);
+        assert_eq!(legs(&[0, 0, 1], 1), vec![(0, 0), (0, 1)]);
+        assert_eq!(legs(&[0, 0], 2), vec![(0, 0), (0, 0)]);
+    }
 }

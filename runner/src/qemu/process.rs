@@ -95,6 +95,20 @@ pub fn tail(path: &Path, max: u64) -> String {
     String::from_utf8_lossy(&buf).trim_end().to_string()
 }
 
+/// Makes the command's process get SIGKILL when the thread that spawns it
+/// exits (PR_SET_PDEATHSIG).
+pub fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes the prctl(PR_SET_PDEATHSIG) system call, which is
+    // async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
 impl QemuProcess {
     /// Starts QEMU. With `netns`, it runs inside that namespace (`ip netns exec`,
     /// which execs so the PID is QEMU's). Its stderr goes to `<console_log>.stderr`.
@@ -132,17 +146,7 @@ impl QemuProcess {
                 .stdout(Stdio::null())
                 .process_group(0);
         }
-        // SAFETY: the closure runs in the forked child before exec and only
-        // makes the prctl(PR_SET_PDEATHSIG) system call, which is
-        // async-signal-safe and touches no memory of the parent.
-        unsafe {
-            cmd.pre_exec(|| {
-                rustix::process::set_parent_process_death_signal(Some(
-                    rustix::process::Signal::KILL,
-                ))
-                .map_err(std::io::Error::from)
-            });
-        }
+        die_with_parent(&mut cmd);
         let child = cmd.spawn().map_err(|source| ProcessError::Spawn {
             binary: binary.display().to_string(),
             source,

@@ -1,10 +1,12 @@
-//! What `boot` and `migrate-check` share: QEMU checks, accelerator choice,
-//! the log directory, and one VM (process + QMP) in a namespace slot.
+//! What `boot` and the QEMU backend share: QEMU checks, accelerator
+//! choice, the log directory, and one VM (process + QMP) in a namespace slot.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::manifest::Manifest;
+use guest_contract::outputs::Output;
+
+use crate::guest::{GuestDir, GuestError};
 use crate::qemu::accel;
 use crate::qemu::argv::{Accel, Console, VmConfig};
 use crate::qemu::process::QemuProcess;
@@ -33,15 +35,15 @@ pub struct Host {
 }
 
 impl Host {
-    /// Checks the QEMU version, picks the accelerator (probing KVM when
-    /// `accel` is `None`) and creates the log directory.
+    /// Checks the QEMU version, creates the log directory and picks the
+    /// accelerator (probing KVM with `kernel` when `accel` is `None`).
     pub fn prepare(
         qemu: &Path,
         accel: Option<Accel>,
         log_dir: Option<&Path>,
+        kernel: &Path,
     ) -> Result<Host, SessionError> {
         let version = version::detect(qemu)?;
-        let accel = accel.unwrap_or_else(|| accel::probe(qemu));
         let log_dir = match log_dir {
             Some(d) => d.to_path_buf(),
             None => {
@@ -56,6 +58,7 @@ impl Host {
             path: log_dir.clone(),
             source,
         })?;
+        let accel = accel.unwrap_or_else(|| accel::probe(qemu, kernel, &log_dir));
         Ok(Host {
             qemu: qemu.to_path_buf(),
             version,
@@ -69,32 +72,39 @@ impl Host {
         format!("QEMU {} ({})", self.version, self.accel.name())
     }
 
-    /// The QEMU configuration of `manifest` on `tap`.
+    /// The QEMU configuration of guest `g` (its NIC on `tap`, if any): its
+    /// files, memory, vCPUs, MAC and kernel command line, all as the
+    /// manifest says.
     pub fn vm_config(
         &self,
-        m: &Manifest,
+        g: &GuestDir,
         name: &str,
         boot: u32,
-        tap: &str,
+        tap: Option<&str>,
         console: Console,
         incoming: bool,
-    ) -> VmConfig {
-        VmConfig {
+    ) -> Result<VmConfig, GuestError> {
+        let m = &g.manifest;
+        Ok(VmConfig {
             accel: self.accel,
             memory_mib: m.guest.memory_mib,
             vcpus: m.guest.vcpus,
-            kernel: m.kernel.clone(),
-            initrd: m.initrd.clone(),
-            cmdline: m.qemu_cmdline(),
-            rootfs: m.rootfs.clone(),
+            kernel: g.path(Output::Kernel)?,
+            initrd: g.path(Output::Initramfs)?,
+            cmdline: m.cmdline.qemu.clone(),
+            rootfs: g.path(Output::RootImage)?,
             extra_disks: Vec::new(),
-            tap: Some(tap.to_string()),
-            mac: m.guest.mac.to_ascii_lowercase(),
+            tap: tap.filter(|_| m.guest.network.is_some()).map(str::to_owned),
+            mac: m
+                .guest
+                .network
+                .map(|n| n.mac.to_string())
+                .unwrap_or_default(),
             qmp_socket: self.log_dir.join(format!("{name}.qmp")),
             console_log: self.log_dir.join(format!("{name}-{boot}.console.log")),
             console,
             incoming,
-        }
+        })
     }
 }
 

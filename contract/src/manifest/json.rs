@@ -1,0 +1,276 @@
+//! The manifest's JSON form: a wire struct per object, checked into the
+//! typed [`Manifest`]; every error names its key.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Cmdlines, GuestFacts, GuestNet, MANIFEST_VERSION, Manifest, ManifestError, OutputFile,
+    check_guest_name, check_memory_mib,
+};
+use crate::hostname::Hostname;
+use crate::net::{Ipv4Cidr, Mac, ValueError};
+use crate::outputs::Output;
+
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    manifest_version: Option<u32>,
+    name: String,
+    source_date_epoch: i64,
+    kernel_version: String,
+    guest: GuestWire,
+    cmdline: CmdlineWire,
+    outputs: Vec<OutputWire>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct GuestWire {
+    hostname: String,
+    memory_mib: u64,
+    vcpus: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mac: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    address: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prefix: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gateway: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status_port: Option<u16>,
+    root_label: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CmdlineWire {
+    xen: String,
+    qemu: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OutputWire {
+    role: String,
+    file: String,
+    size: u64,
+    sha256: String,
+}
+
+impl Manifest {
+    /// Pretty JSON with a trailing newline.
+    pub fn to_json(&self) -> String {
+        let g = &self.guest;
+        let net = g.network.as_ref();
+        let wire = Wire {
+            manifest_version: Some(MANIFEST_VERSION),
+            name: self.name.clone(),
+            source_date_epoch: self.source_date_epoch,
+            kernel_version: self.kernel_version.clone(),
+            guest: GuestWire {
+                hostname: g.hostname.to_string(),
+                memory_mib: u64::from(g.memory_mib),
+                vcpus: g.vcpus,
+                mac: net.map(|n| n.mac.to_string()),
+                address: net.map(|n| n.address.addr()),
+                prefix: net.map(|n| n.address.prefix()),
+                gateway: net.and_then(|n| n.gateway),
+                status_port: g.status_port,
+                root_label: g.root_label.clone(),
+            },
+            cmdline: CmdlineWire {
+                xen: self.cmdline.xen.clone(),
+                qemu: self.cmdline.qemu.clone(),
+            },
+            outputs: self
+                .outputs
+                .iter()
+                .map(|o| OutputWire {
+                    role: o.output.role().to_owned(),
+                    file: o.file.clone(),
+                    size: o.size,
+                    sha256: o.sha256.clone(),
+                })
+                .collect(),
+        };
+        // Serialising plain structs of strings and numbers cannot fail.
+        let mut s = serde_json::to_string_pretty(&wire).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    /// Reads and checks manifest text.
+    pub fn from_json(text: &str) -> Result<Manifest, ManifestError> {
+        let w: Wire = serde_json::from_str(text).map_err(|e| ManifestError::Syntax {
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        match w.manifest_version {
+            Some(MANIFEST_VERSION) => {}
+            Some(v) => {
+                return Err(invalid(
+                    "manifest_version",
+                    format!(
+                        "version {v}; this program reads version {MANIFEST_VERSION} (build the guest and run it with the same imgbuild release)"
+                    ),
+                ));
+            }
+            None => {
+                return Err(invalid(
+                    "manifest_version",
+                    "missing: the manifest was written by an older imgbuild; rebuild the guest",
+                ));
+            }
+        }
+        check_guest_name(&w.name).map_err(|e| invalid("name", e.0))?;
+        if w.kernel_version.is_empty() || w.kernel_version.contains(['/', ' ']) {
+            return Err(invalid(
+                "kernel_version",
+                "expected a kernel release like 6.1.0-56-amd64",
+            ));
+        }
+        let g = w.guest;
+        let hostname: Hostname = g
+            .hostname
+            .parse()
+            .map_err(|e: crate::ValueError| invalid("guest.hostname", e.0))?;
+        let memory_mib =
+            check_memory_mib(g.memory_mib).map_err(|e| invalid("guest.memory_mib", e.0))?;
+        if g.vcpus == 0 {
+            return Err(invalid("guest.vcpus", "must be at least 1"));
+        }
+        if g.status_port == Some(0) {
+            return Err(invalid("guest.status_port", "0 is not a port"));
+        }
+        let network = network(g.mac.as_deref(), g.address, g.prefix, g.gateway)?;
+        for (key, v) in [
+            ("cmdline.xen", &w.cmdline.xen),
+            ("cmdline.qemu", &w.cmdline.qemu),
+        ] {
+            if v.trim().is_empty() {
+                return Err(invalid(key, "empty"));
+            }
+        }
+        let mut outputs = Vec::new();
+        for (i, o) in w.outputs.into_iter().enumerate() {
+            let f = output_file(i, &o.role, o.file, o.size, o.sha256)?;
+            if outputs.iter().any(|x: &OutputFile| x.output == f.output) {
+                return Err(invalid(
+                    format!("outputs[{i}].role"),
+                    format!("`{}` is listed twice", f.output),
+                ));
+            }
+            outputs.push(f);
+        }
+        Ok(Manifest {
+            name: w.name,
+            source_date_epoch: w.source_date_epoch,
+            kernel_version: w.kernel_version,
+            guest: GuestFacts {
+                hostname,
+                memory_mib,
+                vcpus: g.vcpus,
+                network,
+                status_port: g.status_port,
+                root_label: g.root_label,
+            },
+            cmdline: Cmdlines {
+                xen: w.cmdline.xen,
+                qemu: w.cmdline.qemu,
+            },
+            outputs,
+        })
+    }
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ManifestError {
+    ManifestError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The network keys as they stand in the JSON, checked together.
+fn network(
+    mac: Option<&str>,
+    address: Option<Ipv4Addr>,
+    prefix: Option<u8>,
+    gateway: Option<Ipv4Addr>,
+) -> Result<Option<GuestNet>, ManifestError> {
+    let (mac, address, prefix) = match (mac, address, prefix) {
+        (None, None, None) => {
+            return match gateway {
+                None => Ok(None),
+                Some(_) => Err(invalid("guest.gateway", "given without guest.address")),
+            };
+        }
+        (Some(m), Some(a), Some(p)) => (m, a, p),
+        (m, a, _) => {
+            let missing = if m.is_none() {
+                "guest.mac"
+            } else if a.is_none() {
+                "guest.address"
+            } else {
+                "guest.prefix"
+            };
+            return Err(invalid(
+                missing,
+                "missing: a guest network has mac, address and prefix",
+            ));
+        }
+    };
+    let mac: Mac = mac
+        .parse()
+        .map_err(|e: ValueError| invalid("guest.mac", e.0))?;
+    let key = if prefix == 0 || prefix > 32 {
+        "guest.prefix"
+    } else {
+        "guest.address"
+    };
+    let address = Ipv4Cidr::new(address, prefix).map_err(|e| invalid(key, e.0))?;
+    if let Some(g) = gateway {
+        address
+            .check_gateway(g)
+            .map_err(|e| invalid("guest.gateway", e.0))?;
+    }
+    Ok(Some(GuestNet {
+        mac,
+        address,
+        gateway,
+    }))
+}
+
+fn output_file(
+    i: usize,
+    role: &str,
+    file: String,
+    size: u64,
+    sha256: String,
+) -> Result<OutputFile, ManifestError> {
+    let key = |k: &str| format!("outputs[{i}].{k}");
+    let output = Output::from_role(role).ok_or_else(|| {
+        let known: Vec<&str> = Output::ALL.iter().map(|o| o.role()).collect();
+        invalid(
+            key("role"),
+            format!("`{role}` is not one of {}", known.join(", ")),
+        )
+    })?;
+    if file.is_empty() || file.contains('/') || file == "." || file == ".." {
+        return Err(invalid(key("file"), format!("`{file}` is not a file name")));
+    }
+    if !is_sha256(&sha256) {
+        return Err(invalid(key("sha256"), "expected 64 lower-case hex digits"));
+    }
+    Ok(OutputFile {
+        output,
+        file,
+        size,
+        sha256,
+    })
+}

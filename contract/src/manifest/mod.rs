@@ -1,0 +1,354 @@
+//! `out/<name>/manifest.json`: what was built, written by the builder and
+//! read by the runner — one type, [`Manifest`], for both.
+//!
+//! ```json
+//! {
+//!   "manifest_version": 1,
+//!   "name": "busybox",
+//!   "source_date_epoch": 0,
+//!   "kernel_version": "6.1.0-56-amd64",
+//!   "guest": {
+//!     "hostname": "busybox", "memory_mib": 512, "vcpus": 1,
+//!     "mac": "00:16:3e:5a:01:02", "address": "10.99.0.2", "prefix": 24,
+//!     "gateway": "10.99.0.1", "status_port": 5115, "root_label": "busybox-root"
+//!   },
+//!   "cmdline": { "xen": "root=/dev/xvda ro console=hvc0 ip=…", "qemu": "root=/dev/vda ro console=ttyS0 ip=… panic=-1" },
+//!   "outputs": [ { "role": "rootfs", "file": "rootfs.img", "size": 1073741824, "sha256": "…" }, … ]
+//! }
+//! ```
+//!
+//! `mac`, `address`, `prefix` and `gateway` are absent for a guest without
+//! a network; `status_port` when the status service is off. JSON reading
+//! and writing need the `serde` feature; the checks do not.
+
+use std::net::Ipv4Addr;
+
+use crate::hostname::Hostname;
+use crate::net::{Ipv4Cidr, Mac, ValueError};
+use crate::outputs::Output;
+
+#[cfg(feature = "serde")]
+mod json;
+
+/// The manifest format this crate reads and writes.
+pub const MANIFEST_VERSION: u32 = 1;
+/// The least memory a guest is built or booted with, MiB.
+pub const MIN_MEMORY_MIB: u32 = 32;
+
+/// What a build produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// Guest name: the Xen domain name and the output directory's name.
+    pub name: String,
+    /// The `SOURCE_DATE_EPOCH` of every timestamp in the outputs.
+    pub source_date_epoch: i64,
+    /// `uname -r` of the guest kernel.
+    pub kernel_version: String,
+    /// The guest as it was built.
+    pub guest: GuestFacts,
+    /// The kernel command line per platform.
+    pub cmdline: Cmdlines,
+    /// The files, in [`Output::ALL`] order.
+    pub outputs: Vec<OutputFile>,
+}
+
+/// The guest as it was built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestFacts {
+    /// Host name.
+    pub hostname: Hostname,
+    /// Memory, MiB.
+    pub memory_mib: u32,
+    /// Virtual CPUs.
+    pub vcpus: u32,
+    /// The guest interface's settings, if it has a network.
+    pub network: Option<GuestNet>,
+    /// The status service's port, if it runs.
+    pub status_port: Option<u16>,
+    /// The root filesystem's label.
+    pub root_label: String,
+}
+
+/// The guest interface ([`crate::GUEST_IFACE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestNet {
+    /// Its MAC, the same on every host and after every migration.
+    pub mac: Mac,
+    /// Its address and prefix.
+    pub address: Ipv4Cidr,
+    /// The default gateway.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// The kernel command line the builder chose for each platform
+/// ([`crate::cmdline::KernelCmdline`]); the xl.cfg has the Xen one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmdlines {
+    /// Under Xen.
+    pub xen: String,
+    /// Under QEMU.
+    pub qemu: String,
+}
+
+/// One output file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    /// What it is.
+    pub output: Output,
+    /// Its name inside the output directory.
+    pub file: String,
+    /// Apparent size in bytes.
+    pub size: u64,
+    /// Lower-case hex SHA-256 of the contents.
+    pub sha256: String,
+}
+
+impl Manifest {
+    /// The entry of `output`, if the manifest lists it.
+    pub fn output(&self, output: Output) -> Option<&OutputFile> {
+        self.outputs.iter().find(|o| o.output == output)
+    }
+}
+
+/// Why a manifest cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    /// Not JSON, or not of the agreed shape.
+    #[error("line {line}, column {column}: {message}")]
+    Syntax {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What serde said.
+        message: String,
+    },
+    /// A key has a value the contract does not allow.
+    #[error("key {key}: {message}")]
+    Invalid {
+        /// Dotted key, `guest.prefix`, `outputs[2].sha256`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The guest name rule (recipe `guest.name`, manifest `name`): 1 to 64 of
+/// `A-Z a-z 0-9 - _ .`, not starting with `.` or `-` — it names a Xen
+/// domain, a directory and a file.
+pub fn check_guest_name(name: &str) -> Result<(), ValueError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with(['.', '-'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ValueError(format!(
+            "`{name}` is not a guest name: use 1-64 of A-Z a-z 0-9 - _ . (not starting with . or -)"
+        )))
+    }
+}
+
+/// Checks the guest's memory size, MiB.
+pub fn check_memory_mib(mib: u64) -> Result<u32, ValueError> {
+    match u32::try_from(mib) {
+        Ok(m) if m >= MIN_MEMORY_MIB => Ok(m),
+        Ok(_) => Err(ValueError(format!(
+            "{mib} MiB is too little memory for a Linux guest (at least {MIN_MEMORY_MIB} MiB)"
+        ))),
+        Err(_) => Err(ValueError(format!(
+            "{mib} MiB is more memory than a guest can have"
+        ))),
+    }
+}
+
+#[cfg(all(test, feature = "serde"))]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            name: "busybox".into(),
+            source_date_epoch: 0,
+            kernel_version: "6.1.0-56-amd64".into(),
+            guest: GuestFacts {
+                hostname: "busybox".parse().unwrap(),
+                memory_mib: 512,
+                vcpus: 1,
+                network: Some(GuestNet {
+                    mac: "00:16:3e:0a:0b:0c".parse().unwrap(),
+                    address: "10.99.0.2/24".parse().unwrap(),
+                    gateway: Some(Ipv4Addr::new(10, 99, 0, 1)),
+                }),
+                status_port: Some(5115),
+                root_label: "busybox-root".into(),
+            },
+            cmdline: Cmdlines {
+                xen: "root=/dev/xvda ro console=hvc0".into(),
+                qemu: "root=/dev/vda ro console=ttyS0 panic=-1".into(),
+            },
+            outputs: Output::ALL
+                .iter()
+                .map(|o| OutputFile {
+                    output: *o,
+                    file: o.file_name("busybox"),
+                    size: 3,
+                    sha256: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+                        .into(),
+                })
+                .collect(),
+        }
+    }
+
+    fn parse(t: &str) -> Result<Manifest, ManifestError> {
+        Manifest::from_json(t)
+    }
+
+    #[test]
+    fn the_runner_reads_what_the_builder_writes() {
+        let m = sample();
+        assert_eq!(parse(&m.to_json()), Ok(m.clone()));
+        let mut bare = m;
+        bare.guest.network = None;
+        bare.guest.status_port = None;
+        let text = bare.to_json();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(v["guest"]["mac"].is_null() && v["guest"]["status_port"].is_null());
+        assert_eq!(parse(&text), Ok(bare));
+    }
+
+    #[test]
+    fn json_shape() {
+        let v: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
+        assert_eq!(v["manifest_version"], 1);
+        assert_eq!(v["guest"]["memory_mib"], 512);
+        assert_eq!(v["guest"]["address"], "10.99.0.2");
+        assert_eq!(v["guest"]["prefix"], 24);
+        assert_eq!(v["guest"]["status_port"], 5115);
+        assert_eq!(v["outputs"][2]["role"], "kernel");
+        assert_eq!(v["outputs"][2]["file"], "vmlinuz");
+        assert_eq!(
+            v["cmdline"]["qemu"],
+            "root=/dev/vda ro console=ttyS0 panic=-1"
+        );
+        assert_eq!(v["kernel_version"], "6.1.0-56-amd64");
+        assert!(sample().to_json().ends_with("}\n"));
+    }
+
+    fn with(edit: impl Fn(&mut serde_json::Value)) -> Result<Manifest, ManifestError> {
+        let mut v: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
+        edit(&mut v);
+        parse(&v.to_string())
+    }
+
+    fn key_of(r: Result<Manifest, ManifestError>) -> String {
+        match r {
+            Err(ManifestError::Invalid { key, .. }) => key,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        assert_eq!(
+            key_of(with(|v| v["guest"]["mac"] = "00:16:3e:0a:0b".into())),
+            "guest.mac"
+        );
+        assert_eq!(
+            key_of(with(|v| v["guest"]["prefix"] = 33.into())),
+            "guest.prefix"
+        );
+        assert_eq!(
+            key_of(with(|v| v["guest"]["prefix"] = 0.into())),
+            "guest.prefix"
+        );
+        assert_eq!(
+            key_of(with(|v| v["guest"]["address"] = "10.99.0.0".into())),
+            "guest.address"
+        );
+        assert_eq!(
+            key_of(with(|v| v["guest"]["gateway"] = "10.98.0.1".into())),
+            "guest.gateway"
+        );
+        assert_eq!(
+            key_of(with(|v| v["guest"]["hostname"] = "a..b".into())),
+            "guest.hostname"
+        );
+        assert_eq!(
+            key_of(with(|v| v["guest"]["memory_mib"] = 16.into())),
+            "guest.memory_mib"
+        );
+        assert_eq!(
+            key_of(with(|v| v["guest"]["vcpus"] = 0.into())),
+            "guest.vcpus"
+        );
+        assert_eq!(
+            key_of(with(|v| v["guest"]["status_port"] = 0.into())),
+            "guest.status_port"
+        );
+        assert_eq!(
+            key_of(with(|v| v["guest"]
+                .as_object_mut()
+                .unwrap()
+                .remove("mac")
+                .map(drop)
+                .unwrap_or(()))),
+            "guest.mac"
+        );
+        assert_eq!(key_of(with(|v| v["name"] = "../x".into())), "name");
+        assert_eq!(
+            key_of(with(|v| v["outputs"][1]["role"] = "disk".into())),
+            "outputs[1].role"
+        );
+        assert_eq!(
+            key_of(with(|v| v["outputs"][1]["file"] = "a/b".into())),
+            "outputs[1].file"
+        );
+        assert_eq!(
+            key_of(with(|v| v["outputs"][0]["sha256"] = "00".into())),
+            "outputs[0].sha256"
+        );
+        assert_eq!(
+            key_of(with(|v| v["outputs"][1]["role"] = "rootfs".into())),
+            "outputs[1].role"
+        );
+        assert_eq!(
+            key_of(with(|v| v["cmdline"]["qemu"] = "".into())),
+            "cmdline.qemu"
+        );
+    }
+
+    #[test]
+    fn versions() {
+        let e = with(|v| v["manifest_version"] = 2.into())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("key manifest_version: version 2"), "{e}");
+        let e = with(|v| drop(v.as_object_mut().unwrap().remove("manifest_version")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("older imgbuild; rebuild"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let e = parse("{\n\"name\": }").unwrap_err();
+        assert!(matches!(e, ManifestError::Syntax { line: 2, .. }), "{e:?}");
+    }
+
+    #[test]
+    fn names_and_memory() {
+        for ok in ["busybox", "my_guest.v2", "a"] {
+            assert!(check_guest_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".x", "-x", "a/b", "a b", &"x".repeat(65)] {
+            assert!(check_guest_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(check_memory_mib(512), Ok(512));
+        assert!(check_memory_mib(31).is_err());
+        assert!(check_memory_mib(1 << 40).is_err());
+    }
+}

@@ -1,0 +1,194 @@
+//! A built guest as the runner finds it: `out/<name>/` and its
+//! `manifest.json` (the contract's [`Manifest`]), with the paths of the
+//! files the manifest lists.
+
+use std::path::{Path, PathBuf};
+
+use guest_contract::manifest::{GuestNet, Manifest, ManifestError};
+use guest_contract::outputs::{MANIFEST_FILE, Output};
+
+/// Why a guest directory cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    /// The manifest could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The manifest is not what the builder writes.
+    #[error("{path}: {source}")]
+    Manifest {
+        path: PathBuf,
+        source: ManifestError,
+    },
+    /// The manifest does not list a file the runner needs.
+    #[error("{path}: lists no {output} output (was it written by this imgbuild?)")]
+    NotListed { path: PathBuf, output: Output },
+    /// A file the manifest lists is not there.
+    #[error("{path}: missing (the manifest lists it; was the build interrupted?)")]
+    MissingFile { path: PathBuf },
+    /// The guest lacks what a check needs.
+    #[error("{path}: {what}")]
+    Unusable { path: PathBuf, what: String },
+}
+
+/// A guest's output directory and its manifest.
+#[derive(Debug, Clone)]
+pub struct GuestDir {
+    /// The directory.
+    pub dir: PathBuf,
+    /// What the builder wrote.
+    pub manifest: Manifest,
+}
+
+impl GuestDir {
+    /// Reads `<dir>/manifest.json` and checks the files it lists are there.
+    pub fn load(dir: &Path) -> Result<GuestDir, GuestError> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| GuestError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let manifest = Manifest::from_json(&text).map_err(|source| GuestError::Manifest {
+            path: path.clone(),
+            source,
+        })?;
+        let g = GuestDir {
+            dir: dir.to_path_buf(),
+            manifest,
+        };
+        for o in [Output::Kernel, Output::Initramfs, Output::RootImage] {
+            let f = g.path(o)?;
+            if !f.is_file() {
+                return Err(GuestError::MissingFile { path: f });
+            }
+        }
+        Ok(g)
+    }
+
+    /// The guest's name.
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// Where `output` is, as the manifest lists it.
+    pub fn path(&self, output: Output) -> Result<PathBuf, GuestError> {
+        self.manifest
+            .output(output)
+            .map(|o| self.dir.join(&o.file))
+            .ok_or_else(|| GuestError::NotListed {
+                path: self.dir.join(MANIFEST_FILE),
+                output,
+            })
+    }
+
+    fn unusable(&self, what: String) -> GuestError {
+        GuestError::Unusable {
+            path: self.dir.join(MANIFEST_FILE),
+            what,
+        }
+    }
+
+    /// The guest's network as the runner's private network needs it: a
+    /// gateway for the bridge and room for it in the subnet.
+    pub fn network(&self) -> Result<(GuestNet, std::net::Ipv4Addr), GuestError> {
+        let Some(net) = self.manifest.guest.network else {
+            return Err(self.unusable(
+                "the guest has no network ([network] in the recipe); imgrun reaches the guest over it".into(),
+            ));
+        };
+        let Some(gateway) = net.gateway else {
+            return Err(self.unusable(
+                "key guest.gateway: missing; imgrun puts the gateway address on its bridge (network.gateway in the recipe)".into(),
+            ));
+        };
+        let prefix = net.address.prefix();
+        if prefix > 30 {
+            return Err(self.unusable(format!(
+                "key guest.prefix: /{prefix} leaves no room for a bridge and a guest (1..=30)"
+            )));
+        }
+        Ok((net, gateway))
+    }
+
+    /// The guest's status service, `address:port`.
+    pub fn status_target(&self) -> Result<std::net::SocketAddr, GuestError> {
+        let (net, _) = self.network()?;
+        let port = self.manifest.guest.status_port.ok_or_else(|| {
+            self.unusable(
+                "the guest's status service is off ([init.status] enabled = false); the checks ask it".into(),
+            )
+        })?;
+        Ok(std::net::SocketAddr::from((net.address.addr(), port)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{ "manifest_version": 1, "name": "busybox", "source_date_epoch": 0, "kernel_version": "6.1.0-56-amd64",
+      "guest": { "hostname": "busybox", "memory_mib": 512, "vcpus": 1, "mac": "00:16:3e:0a:0b:0c",
+                 "address": "10.99.0.2", "prefix": 24, "gateway": "10.99.0.1", "status_port": 5115,
+                 "root_label": "busybox-root" },
+      "cmdline": { "xen": "root=/dev/xvda ro console=hvc0", "qemu": "root=/dev/vda ro console=ttyS0 panic=-1" },
+      "outputs": [
+        { "role": "rootfs", "file": "rootfs.img", "size": 1, "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
+        { "role": "kernel", "file": "vmlinuz", "size": 1, "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" } ] }"#;
+
+    fn dir_with(manifest: &str) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join(MANIFEST_FILE), manifest).unwrap();
+        d
+    }
+
+    #[test]
+    fn paths_come_from_the_manifest() {
+        let d = dir_with(GOOD);
+        for f in ["rootfs.img", "vmlinuz"] {
+            std::fs::write(d.path().join(f), b"x").unwrap();
+        }
+        // initrd.img is not listed.
+        let e = GuestDir::load(d.path()).unwrap_err().to_string();
+        assert!(e.contains("lists no initrd output"), "{e}");
+        let g = GuestDir {
+            dir: d.path().into(),
+            manifest: Manifest::from_json(GOOD).unwrap(),
+        };
+        assert_eq!(
+            g.path(Output::RootImage).unwrap(),
+            d.path().join("rootfs.img")
+        );
+        assert_eq!(
+            g.status_target().unwrap(),
+            "10.99.0.2:5115".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_and_key() {
+        let d = dir_with(&GOOD.replace("\"prefix\": 24", "\"prefix\": 33"));
+        let e = GuestDir::load(d.path()).unwrap_err().to_string();
+        assert!(e.contains("manifest.json: key guest.prefix"), "{e}");
+        let d = dir_with("{\n\"name\": }");
+        let e = GuestDir::load(d.path()).unwrap_err().to_string();
+        assert!(e.contains("manifest.json: line 2"), "{e}");
+        let slash31 = GOOD
+            .replace("\"prefix\": 24", "\"prefix\": 31")
+            .replace("10.99.0.1", "10.99.0.3");
+        let g = GuestDir {
+            dir: "/o".into(),
+            manifest: Manifest::from_json(&slash31).unwrap(),
+        };
+        let e = g.network().unwrap_err().to_string();
+        assert!(e.contains("/o/manifest.json: key guest.prefix"), "{e}");
+        let no_gateway = GOOD.replace("\"gateway\": \"10.99.0.1\",", "");
+        let g = GuestDir {
+            dir: "/o".into(),
+            manifest: Manifest::from_json(&no_gateway).unwrap(),
+        };
+        let e = g.network().unwrap_err().to_string();
+        assert!(e.contains("key guest.gateway: missing"), "{e}");
+    }
+}

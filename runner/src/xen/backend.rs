@@ -1,0 +1,524 @@
+//! The Xen backend of the migration check: `xl create` the guest from its
+//! xl.cfg on the route's first host (or adopt it there), `xl migrate` it
+//! along the route, `xl list` to find it. Xen reports no downtime of its
+//! own, so the client-seen probe gap is the downtime figure.
+
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use guest_contract::outputs::Output;
+
+use super::host::{HostError, XenHost};
+use super::xl;
+use super::xlcfg::{XlCfg, XlCfgError};
+use crate::cancel::{Cancel, Interrupted};
+use crate::guest::{GuestDir, GuestError};
+use crate::migrate::{self, Backend, BackendError, CheckOptions, Event, Leg, Outcome, Placement};
+use crate::report::{GuestLocation, MigrationStats};
+
+/// What only the Xen backend needs.
+#[derive(Debug, Clone)]
+pub struct XenConfig {
+    /// Host specs (`localhost` or `[user@]host`): the guest is created (or,
+    /// if already running there, adopted) on the first and migrated along
+    /// the rest. Two entries go back and forth. The same host twice in a row
+    /// is a single-host (localhost) migration.
+    pub route: Vec<String>,
+    /// `ssh -F` file; default: `$IMGRUN_SSH_CONFIG`, else the user's ssh config.
+    pub ssh_config: Option<PathBuf>,
+    /// Copy the xl.cfg, kernel and ramdisk to hosts that lack them (never the
+    /// disk, which must be on storage both hosts share).
+    pub copy_missing: bool,
+}
+
+impl XenConfig {
+    /// One migration SRC → DST (and back, with `--repeat`).
+    pub fn new(src: &str, dst: &str) -> XenConfig {
+        XenConfig {
+            route: vec![src.to_string(), dst.to_string()],
+            ssh_config: std::env::var_os("IMGRUN_SSH_CONFIG").map(PathBuf::from),
+            copy_missing: true,
+        }
+    }
+}
+
+/// What can go wrong in the Xen backend.
+#[derive(Debug, thiserror::Error)]
+pub enum XenError {
+    #[error(transparent)]
+    Cfg(#[from] XlCfgError),
+    #[error(transparent)]
+    Host(#[from] HostError),
+    #[error(transparent)]
+    Guest(#[from] GuestError),
+    #[error("{0}")]
+    Route(String),
+    #[error("on {host}: `{cmd}` failed: {tail}")]
+    Command {
+        host: String,
+        cmd: String,
+        tail: String,
+    },
+    #[error("on {host}: {path}: {why}")]
+    Artifact {
+        host: String,
+        path: PathBuf,
+        why: String,
+    },
+    #[error(
+        "guest {name} is already running on {host}, not on the first host of the route; migrate or destroy it first"
+    )]
+    AlreadyRunning { name: String, host: String },
+    #[error("socket: {0}")]
+    Socket(std::io::Error),
+}
+
+impl From<XenError> for BackendError {
+    fn from(e: XenError) -> BackendError {
+        match e {
+            XenError::Host(HostError::Interrupted { .. }) => BackendError::Interrupted(Interrupted),
+            e => BackendError::failed(e),
+        }
+    }
+}
+
+const CMD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Xen hosts reached by ssh (or this machine), the guest's xl.cfg, and
+/// where the guest has been.
+#[derive(Debug)]
+pub struct XenBackend {
+    cfg: XlCfg,
+    o: XenConfig,
+    cancel: Cancel,
+    /// Unique hosts, and the route as indices into them.
+    hosts: Vec<XenHost>,
+    route: Vec<usize>,
+    /// Per host: the guest there arrived by migration (its console log is
+    /// `guest-NAME--incoming.log`).
+    incoming: Vec<bool>,
+    /// The guest's domain id on the leg's source before it started.
+    before_domid: Option<u32>,
+    xen_version: String,
+    console_logs: Vec<PathBuf>,
+}
+
+impl XenBackend {
+    /// Reads the xl.cfg, checks the route, asks every host for its Xen
+    /// version and puts the guest's files where the xl.cfg says.
+    pub fn new(
+        g: &GuestDir,
+        o: XenConfig,
+        check: &CheckOptions,
+        cancel: &Cancel,
+        progress: &mut dyn FnMut(&Event),
+    ) -> Result<XenBackend, XenError> {
+        if o.route.len() < 2 {
+            return Err(XenError::Route(
+                "a migration needs a source and a destination host".into(),
+            ));
+        }
+        if check.stop_first {
+            return Err(XenError::Route(
+                "--stop-first is a QEMU baseline; xl migrate has no paused migration".into(),
+            ));
+        }
+        let path = std::fs::canonicalize(g.path(Output::XlConfig)?).map_err(|source| {
+            XlCfgError::Read {
+                path: g.dir.clone(),
+                source,
+            }
+        })?;
+        let cfg = XlCfg::load(&path)?;
+        let mut hosts: Vec<XenHost> = Vec::new();
+        let mut route = Vec::new();
+        for spec in &o.route {
+            let h = XenHost::parse(spec, o.ssh_config.as_deref())?;
+            let i = hosts.iter().position(|x| *x == h).unwrap_or_else(|| {
+                hosts.push(h);
+                hosts.len() - 1
+            });
+            route.push(i);
+        }
+        for (a, b) in migrate::legs(&route, check.repeat) {
+            if a != b && hosts[b] == XenHost::Local {
+                return Err(XenError::Route(format!(
+                    "cannot migrate from {} to localhost: name the destination as the source reaches it",
+                    hosts[a].name()
+                )));
+            }
+        }
+        let mut b = XenBackend {
+            incoming: vec![false; hosts.len()],
+            cfg,
+            o,
+            cancel: cancel.clone(),
+            hosts,
+            route,
+            before_domid: None,
+            xen_version: String::new(),
+            console_logs: Vec::new(),
+        };
+        b.prepare_hosts(progress)?;
+        Ok(b)
+    }
+
+    fn host(&self, i: usize) -> &XenHost {
+        &self.hosts[i]
+    }
+
+    /// Runs `argv` on host `h`, failing on a non-zero exit.
+    fn must(&self, h: usize, argv: &[String], timeout: Duration) -> Result<String, XenError> {
+        let out = self.host(h).run(argv, timeout, &self.cancel)?;
+        if out.success {
+            Ok(out.stdout)
+        } else {
+            Err(XenError::Command {
+                host: self.host(h).name().to_string(),
+                cmd: super::shell::join(argv),
+                tail: out.tail(2000),
+            })
+        }
+    }
+
+    /// `xl info` on every host; the artifacts at the xl.cfg's paths on each.
+    fn prepare_hosts(&mut self, progress: &mut dyn FnMut(&Event)) -> Result<(), XenError> {
+        for h in 0..self.hosts.len() {
+            self.cancel.check().map_err(|_| HostError::Interrupted {
+                host: self.host(h).name().to_string(),
+                cmd: "xl info".into(),
+            })?;
+            let info = self.must(h, &xl::info(), CMD_TIMEOUT)?;
+            let v = xl::parse_xen_version(&info).unwrap_or_else(|| "unknown".into());
+            progress(&Event::Host(format!(
+                "xen host {}: Xen {v}",
+                self.host(h).name()
+            )));
+            self.xen_version = v;
+            self.ensure_files(h, progress)?;
+        }
+        Ok(())
+    }
+
+    /// Every file of the xl.cfg must be on the host with the local size; the
+    /// config, kernel and ramdisk are copied when missing (if allowed).
+    fn ensure_files(&mut self, h: usize, progress: &mut dyn FnMut(&Event)) -> Result<(), XenError> {
+        let files: Vec<PathBuf> = self
+            .cfg
+            .files()
+            .into_iter()
+            .map(Path::to_path_buf)
+            .collect();
+        for path in files {
+            let p = path.to_string_lossy().into_owned();
+            let local = std::fs::metadata(&path).ok().map(|md| md.len());
+            let out = self.host(h).run(
+                &["stat", "-L", "-c", "%s", p.as_str()],
+                CMD_TIMEOUT,
+                &self.cancel,
+            )?;
+            let remote: Option<u64> = out
+                .success
+                .then(|| out.stdout.trim().parse().ok())
+                .flatten();
+            if remote.is_some() && (local.is_none() || remote == local) {
+                continue;
+            }
+            let is_disk = self.cfg.disks.contains(&path);
+            let why = match remote {
+                None => "missing".to_string(),
+                Some(r) => format!("{r} bytes there, {} here", local.unwrap_or(0)),
+            };
+            if is_disk || !self.o.copy_missing || local.is_none() || self.host(h) == &XenHost::Local
+            {
+                return Err(XenError::Artifact {
+                    host: self.host(h).name().to_string(),
+                    path,
+                    why: if is_disk {
+                        format!("{why}; the disk must be at this path on storage both hosts share")
+                    } else {
+                        why
+                    },
+                });
+            }
+            let script = "mkdir -p \"$(dirname \"$1\")\" && cat >\"$1.imgrun-tmp\" && mv \"$1.imgrun-tmp\" \"$1\"";
+            let argv = ["sh", "-c", script, "sh", p.as_str()];
+            let out = self.host(h).run_with(
+                &argv,
+                Some(&path),
+                Duration::from_secs(600),
+                &self.cancel,
+            )?;
+            if !out.success {
+                return Err(XenError::Artifact {
+                    host: self.host(h).name().to_string(),
+                    path,
+                    why: format!("copy failed: {}", out.tail(500)),
+                });
+            }
+            progress(&Event::Note(format!(
+                "copied {} to {}",
+                path.display(),
+                self.host(h).name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The live domain named like the guest on host `h`, if any.
+    fn find(&self, h: usize) -> Result<Option<xl::Domain>, XenError> {
+        let out = self
+            .host(h)
+            .run(&xl::list(&self.cfg.name), CMD_TIMEOUT, &self.cancel)?;
+        // `xl list NAME` fails when there is no such domain.
+        Ok(xl::parse_list(&out.stdout)
+            .into_iter()
+            .find(|d| d.name == self.cfg.name))
+    }
+
+    fn console_ref(&self, h: usize) -> PathBuf {
+        PathBuf::from(format!(
+            "{}:{}",
+            self.host(h).name(),
+            xl::console_log(&self.cfg.name, self.incoming[h])
+        ))
+    }
+
+    fn start_guest(
+        &mut self,
+        first: usize,
+        progress: &mut dyn FnMut(&Event),
+    ) -> Result<(), XenError> {
+        for h in 0..self.hosts.len() {
+            if h != first && self.find(h)?.is_some() {
+                return Err(XenError::AlreadyRunning {
+                    name: self.cfg.name.clone(),
+                    host: self.host(h).name().to_string(),
+                });
+            }
+        }
+        if let Some(d) = self.find(first)? {
+            progress(&Event::Adopted {
+                host: self.host(first).name().to_string(),
+                domid: d.id,
+            });
+            // A guest that arrived by migration logs to guest-NAME--incoming.log.
+            let log = xl::console_log(&self.cfg.name, true);
+            self.incoming[first] = self
+                .host(first)
+                .run(&["test", "-e", log.as_str()], CMD_TIMEOUT, &self.cancel)
+                .is_ok_and(|o| o.success);
+        } else {
+            let cfg = self.cfg.path.to_string_lossy().into_owned();
+            self.must(first, &xl::create(&cfg), Duration::from_secs(180))?;
+            progress(&Event::Created {
+                host: self.host(first).name().to_string(),
+            });
+        }
+        self.console_logs.push(self.console_ref(first));
+        Ok(())
+    }
+
+    /// Notes the guest's domain on the source (a single-host migration
+    /// shows as a new domain id).
+    fn note_domain(&mut self, leg: &Leg) -> Result<(), XenError> {
+        let before = self.find(leg.from)?.ok_or_else(|| {
+            XenError::Route(format!(
+                "guest {} is not running on {} before migration {}",
+                self.cfg.name,
+                self.host(leg.from).name(),
+                leg.index
+            ))
+        })?;
+        self.before_domid = Some(before.id);
+        Ok(())
+    }
+
+    fn migrate_leg(&mut self, leg: &Leg, o: &CheckOptions) -> Result<Outcome, XenError> {
+        let (src, dst) = (leg.from, leg.to);
+        let name = self.cfg.name.clone();
+        let argv = if src == dst {
+            xl::migrate_local(&name)
+        } else {
+            xl::migrate_to(&name, self.host(dst).name())
+        };
+        let started = Instant::now();
+        let result = self.host(src).run(&argv, o.migrate_timeout, &self.cancel);
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (ok, detail) = match &result {
+            Ok(out) => {
+                let said = format!("{}{}", out.stdout, out.stderr);
+                (
+                    out.success && said.contains("Migration successful"),
+                    format!(
+                        "`{}` exit {:?}: {}",
+                        super::shell::join(&argv),
+                        out.code,
+                        out.tail(300).replace('\n', " | ")
+                    ),
+                )
+            }
+            Err(HostError::Interrupted { .. }) => {
+                return Err(XenError::Host(HostError::Interrupted {
+                    host: self.host(src).name().to_string(),
+                    cmd: super::shell::join(&argv),
+                }));
+            }
+            Err(e) => (false, e.to_string()),
+        };
+        Ok(Outcome {
+            completed: ok,
+            detail,
+            stats: MigrationStats {
+                status: if ok { "completed" } else { "failed" }.into(),
+                total_time_ms: Some(elapsed_ms),
+                downtime_ms: None,
+                setup_time_ms: None,
+                transferred_bytes: None,
+            },
+            elapsed_ms,
+        })
+    }
+
+    /// Where the guest is after migrating `src` → `dst`.
+    fn placement(&self, src: usize, dst: usize) -> Result<Placement, XenError> {
+        let before = self.before_domid.unwrap_or(u32::MAX);
+        let on_dst = self.find(dst)?;
+        let (location, detail) = if src == dst {
+            match on_dst {
+                Some(d) if d.id != before && d.is_live() => (
+                    GuestLocation::Destination,
+                    format!("new domain {} ({}) replaced domain {before}", d.id, d.state),
+                ),
+                Some(d) if d.id == before => (
+                    GuestLocation::Source,
+                    format!("still domain {before} ({})", d.state),
+                ),
+                Some(d) => (
+                    GuestLocation::Lost,
+                    format!("domain {} is {}", d.id, d.state),
+                ),
+                None => (GuestLocation::Lost, "no domain of that name".into()),
+            }
+        } else {
+            match (self.find(src)?, on_dst) {
+                (None, Some(d)) if d.is_live() => (
+                    GuestLocation::Destination,
+                    format!(
+                        "running on {} as domain {} ({}); gone from {}",
+                        self.host(dst).name(),
+                        d.id,
+                        d.state,
+                        self.host(src).name()
+                    ),
+                ),
+                (Some(s), _) if s.is_live() => (
+                    GuestLocation::Source,
+                    format!(
+                        "still on {} as domain {} ({})",
+                        self.host(src).name(),
+                        s.id,
+                        s.state
+                    ),
+                ),
+                (s, d) => (
+                    GuestLocation::Lost,
+                    format!(
+                        "source: {}, destination: {}",
+                        s.map_or("none".into(), |d| format!("domain {} {}", d.id, d.state)),
+                        d.map_or("none".into(), |d| format!("domain {} {}", d.id, d.state))
+                    ),
+                ),
+            }
+        };
+        Ok(Placement {
+            states_ok: location == GuestLocation::Destination,
+            location,
+            detail,
+        })
+    }
+}
+
+impl Backend for XenBackend {
+    fn kind(&self) -> &'static str {
+        "xen"
+    }
+
+    fn describe(&self) -> String {
+        format!("Xen {} (xl)", self.xen_version)
+    }
+
+    fn route(&self) -> Vec<usize> {
+        self.route.clone()
+    }
+
+    fn host_name(&self, host: usize) -> String {
+        self.hosts
+            .get(host)
+            .map_or_else(|| "?".to_string(), |h| h.name().to_string())
+    }
+
+    fn udp_socket(&self) -> std::io::Result<UdpSocket> {
+        UdpSocket::bind(("0.0.0.0", 0))
+    }
+
+    fn connect(&self, target: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+        TcpStream::connect_timeout(&target, timeout)
+    }
+
+    fn answer_timeout(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+
+    fn start(&mut self, host: usize, progress: &mut dyn FnMut(&Event)) -> Result<(), BackendError> {
+        Ok(self.start_guest(host, progress)?)
+    }
+
+    fn ensure_running(&mut self, _host: usize) -> Result<(), BackendError> {
+        // Asking xl every 300 ms over ssh would cost more than it tells: a
+        // guest that died shows as the boot timeout with its console tail.
+        Ok(())
+    }
+
+    fn prepare(
+        &mut self,
+        leg: &Leg,
+        _progress: &mut dyn FnMut(&Event),
+    ) -> Result<(), BackendError> {
+        Ok(self.note_domain(leg)?)
+    }
+
+    fn migrate(
+        &mut self,
+        leg: &Leg,
+        o: &CheckOptions,
+        _progress: &mut dyn FnMut(&Event),
+    ) -> Result<Outcome, BackendError> {
+        Ok(self.migrate_leg(leg, o)?)
+    }
+
+    fn locate(&mut self, leg: &Leg) -> Result<Placement, BackendError> {
+        Ok(self.placement(leg.from, leg.to)?)
+    }
+
+    fn end_leg(&mut self, leg: &Leg, completed: bool) {
+        if completed {
+            self.incoming[leg.to] = true;
+            self.console_logs.push(self.console_ref(leg.to));
+        }
+    }
+
+    fn console_tail(&self, host: usize) -> String {
+        let argv = xl::console_tail(&self.cfg.name, self.incoming[host], 40);
+        match self.host(host).run(&argv, CMD_TIMEOUT, &self.cancel) {
+            Ok(o) if o.success => o.stdout,
+            Ok(o) => format!("(no console log: {})", o.tail(300)),
+            Err(e) => format!("(cannot read the console log: {e})"),
+        }
+    }
+
+    fn console_logs(&self) -> Vec<PathBuf> {
+        self.console_logs.clone()
+    }
+}
