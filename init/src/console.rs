@@ -1,6 +1,20 @@
-//! The console: which tty it is, and the shell on it.
+//! The console: PID 1's own fds 0-2, which tty it is, and the shell on it.
 
 use crate::sys::{Spawn, Sys, Tty};
+
+/// The console device the kernel normally opens as PID 1's fds 0-2.
+pub const CONSOLE: &str = "/dev/console";
+
+/// If the kernel could not give us a console on fds 0-2 (no `/dev/console`
+/// in the initramfs), opens it now; only if stdout is not open, and a
+/// console that cannot be opened is left at that (there is nowhere to say so).
+/// Call after `/dev` is mounted.
+pub fn ensure_stdio<S: Sys>(sys: &mut S) {
+    if sys.stdio_is_open() {
+        return;
+    }
+    let _ = sys.console_to_stdio(CONSOLE);
+}
 
 /// The console device from the text of `/sys/class/tty/console/active`:
 /// the last entry is the one `/dev/console` writes to (`hvc0` under Xen,
@@ -11,7 +25,7 @@ pub fn console_device<S: Sys>(sys: &S) -> String {
         .read_to_string("/sys/class/tty/console/active")
         .unwrap_or_default();
     let Some(mut name) = active.split_whitespace().last().map(str::to_owned) else {
-        return "/dev/console".to_owned();
+        return CONSOLE.to_owned();
     };
     if name == "tty0" {
         if let Some(vt) = sys
@@ -49,6 +63,37 @@ mod tests {
         sys.add_file("/sys/class/tty/console/active", b"tty0\n");
         sys.add_file("/sys/class/tty/tty0/active", b"tty1\n");
         assert_eq!(console_device(&sys), "/dev/tty1");
+    }
+
+    #[test]
+    fn stdio_left_alone_when_open() {
+        let mut sys = FakeSys::new();
+        ensure_stdio(&mut sys);
+        assert!(sys.calls.is_empty());
+        assert!(sys.stdio_is_open());
+    }
+
+    #[test]
+    fn console_opened_onto_stdio_only_when_closed() {
+        let mut sys = FakeSys::new();
+        sys.stdio_closed = true;
+        ensure_stdio(&mut sys);
+        assert_eq!(sys.calls, ["console_to_stdio /dev/console"]);
+        assert!(sys.stdio_is_open());
+        // now open: a second call does nothing
+        ensure_stdio(&mut sys);
+        assert_eq!(sys.calls.len(), 1);
+    }
+
+    #[test]
+    fn unopenable_console_is_not_fatal() {
+        let mut sys = FakeSys::new();
+        sys.stdio_closed = true;
+        sys.fail.insert("console_to_stdio".into());
+        ensure_stdio(&mut sys);
+        assert_eq!(sys.calls, ["console_to_stdio /dev/console"]);
+        assert!(!sys.stdio_is_open());
+        assert!(sys.logs.is_empty());
     }
 
     #[test]

@@ -2,10 +2,22 @@
 //! since boot, so they show on the console and in `dmesg`, and boot times can
 //! be read off any console log.
 
+use crate::sys::Sys;
 use std::time::Duration;
 
 /// Prefix of every line the init logs.
 pub const PREFIX: &str = "imgbuild-init:";
+
+/// The sysctl that rate-limits user-space writes to `/dev/kmsg`.
+pub const DEVKMSG_SYSCTL: &str = "/proc/sys/kernel/printk_devkmsg";
+
+/// Turns `/dev/kmsg` rate-limiting off (`printk_devkmsg = on`) so that the
+/// init's lines are not dropped (the default allows a burst of 10 per 5 s
+/// from user space). Needs `/proc`; a failure is ignored (the kernel may
+/// predate the setting, and the lines still get through, just limited).
+pub fn unlimit_devkmsg<S: Sys>(sys: &mut S) {
+    let _ = sys.write_file(DEVKMSG_SYSCTL, "on\n");
+}
 
 /// The marker line logged when the network interface is configured; the
 /// benchmarks search consoles for it.
@@ -41,6 +53,28 @@ pub fn plain_line(up: Duration, msg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::fake::FakeSys;
+
+    #[test]
+    fn devkmsg_unlimited() {
+        let mut sys = FakeSys::new();
+        unlimit_devkmsg(&mut sys);
+        assert_eq!(
+            sys.calls,
+            [r#"write /proc/sys/kernel/printk_devkmsg "on\n""#]
+        );
+        assert_eq!(
+            sys.read_to_string("/proc/sys/kernel/printk_devkmsg")
+                .unwrap(),
+            "on\n"
+        );
+        // no /proc (or an old kernel): ignored, nothing logged
+        let mut sys = FakeSys::new();
+        sys.fail.insert("write".into());
+        unlimit_devkmsg(&mut sys);
+        assert_eq!(sys.calls.len(), 1);
+        assert!(sys.logs.is_empty());
+    }
 
     #[test]
     fn records() {

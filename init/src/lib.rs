@@ -2,7 +2,8 @@
 //!
 //! The binary (`src/main.rs`) is a thin wrapper; everything it does lives here,
 //! behind the [`sys::Sys`] trait so that the order of mounts, module loads and
-//! the root switch can be unit-tested without root (see [`sys::fake`]).
+//! the root switch can be unit-tested without root (with `sys::fake`, which
+//! is compiled only for the unit tests).
 //!
 //! What the init shares with the builder and the runner — `init.conf`, the
 //! kernel command line, the status protocol — is in the `guest-contract`

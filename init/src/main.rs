@@ -14,22 +14,21 @@ use guest_contract::cmdline::Cmdline;
 use guest_contract::init_config::{CONFIG_PATH, InitConfig, Restart, Stage};
 use imgbuild_init::sys::real::RealSys;
 use imgbuild_init::sys::{Spawn, Sys, Tty};
-use imgbuild_init::{console, reap, signals, stage1, stage2, status};
-use std::os::fd::AsRawFd as _;
-use std::time::Duration;
+use imgbuild_init::{console, kmsg, stage1, stage2, status};
 
 fn main() {
-    if rustix::process::getpid().is_init() {
-        pid1();
+    let sys = RealSys::new();
+    if sys.is_pid1() {
+        pid1(sys);
     }
-    std::process::exit(tool());
+    std::process::exit(tool(&sys));
 }
 
 /// Not PID 1: validate a config file, so scripts can check one.
-fn tool() -> i32 {
+fn tool(sys: &RealSys) -> i32 {
     let args: Vec<String> = std::env::args().collect();
     match (args.get(1).map(String::as_str), args.get(2)) {
-        (Some("check-config"), Some(file)) => match std::fs::read_to_string(file) {
+        (Some("check-config"), Some(file)) => match sys.read_to_string(file) {
             Ok(text) => match InitConfig::parse(&text) {
                 Ok(c) => {
                     print!("{}", c.render());
@@ -54,15 +53,13 @@ fn tool() -> i32 {
     }
 }
 
-fn pid1() -> ! {
-    let mut sys = RealSys::new();
+fn pid1(mut sys: RealSys) -> ! {
     // /proc, /sys and /dev first: logging and everything else need them.
     // In stage 2 after a switch they are already mount points and skipped.
     stage1::mount_kernel_fs(&mut sys);
-    // Our log lines must not be rate-limited away (the default allows a
-    // burst of 10 per 5 s from user space).
-    let _ = std::fs::write("/proc/sys/kernel/printk_devkmsg", "on\n");
-    ensure_stdio();
+    // Our log lines must not be rate-limited away.
+    kmsg::unlimit_devkmsg(&mut sys);
+    console::ensure_stdio(&mut sys);
     let cfg = load_config(&mut sys);
     let cmdline = Cmdline::parse(&sys.read_to_string("/proc/cmdline").unwrap_or_default());
     match cfg.stage {
@@ -75,28 +72,6 @@ fn pid1() -> ! {
         Stage::Root => {
             sys.log("stage 2 (root)");
             stage2_forever(&mut sys, &cfg, &cmdline)
-        }
-    }
-}
-
-/// If the kernel could not give us a console on fds 0-2 (no /dev/console in
-/// the initramfs), open it now.
-fn ensure_stdio() {
-    if rustix::io::fcntl_getfd(rustix::stdio::stdout()).is_ok() {
-        return;
-    }
-    let Ok(con) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/console")
-    else {
-        return;
-    };
-    for fd in 0..3 {
-        // SAFETY: dup2 onto the standard descriptors, which are not open
-        // (checked above) and owned by no Rust object.
-        unsafe {
-            libc::dup2(con.as_raw_fd(), fd);
         }
     }
 }
@@ -130,7 +105,7 @@ fn load_config(sys: &mut RealSys) -> InitConfig {
 
 /// Stage 1 failed: a shell on the console if there is one, else wait forever.
 fn rescue(sys: &mut RealSys, cfg: &InitConfig) -> ! {
-    signals::block();
+    sys.block_signals();
     let mut sv = imgbuild_init::services::Supervisor::default();
     let shell = if cfg.shell.is_empty() {
         vec!["/bin/sh".to_owned()]
@@ -152,8 +127,8 @@ fn rescue(sys: &mut RealSys, cfg: &InitConfig) -> ! {
 }
 
 fn stage2_forever(sys: &mut RealSys, cfg: &InitConfig, cmdline: &Cmdline) -> ! {
-    signals::block();
-    signals::cad_to_signal();
+    sys.block_signals();
+    sys.cad_to_signal();
     let booted = stage2::boot(sys, cfg, cmdline);
 
     let status_on = match cmdline.init_opt("status") {
@@ -172,7 +147,11 @@ fn stage2_forever(sys: &mut RealSys, cfg: &InitConfig, cmdline: &Cmdline) -> ! {
             .filter(|_| booted.net_up)
             .map(|n| vec![n.address.to_string()])
             .unwrap_or_default();
-        let svc = status::Service::new(Box::new(status::SystemProbe { iface, fallback }));
+        let svc = status::Service::new(Box::new(status::SystemProbe {
+            sys: RealSys::new(),
+            iface,
+            fallback,
+        }));
         match status::start(svc, cfg.status.port) {
             Ok(()) => sys.log(&format!(
                 "status service on port {} (tcp, udp)",
@@ -216,19 +195,6 @@ fn stage2_forever(sys: &mut RealSys, cfg: &InitConfig, cmdline: &Cmdline) -> ! {
 /// The PID 1 loop: start what is due, reap every child, act on signals.
 fn supervise_forever(sys: &mut RealSys, mut sv: imgbuild_init::services::Supervisor) -> ! {
     loop {
-        sv.tick(sys);
-        let timeout = sv
-            .next_due(sys.uptime())
-            .unwrap_or(Duration::from_secs(5))
-            .clamp(Duration::from_millis(10), Duration::from_secs(5));
-        if let Some(sig) = signals::wait(timeout) {
-            if let Some(action) = signals::action_for(sig) {
-                let e = signals::shutdown(sys, action, Duration::from_secs(2));
-                sys.log(&format!("reboot(2) failed: {e}; staying up"));
-            }
-        }
-        for e in reap::reap_all(sys) {
-            sv.exited(sys, e);
-        }
+        sv.round(sys);
     }
 }

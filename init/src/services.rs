@@ -1,7 +1,9 @@
 //! Supervision of the console shell and the configured services: start,
-//! notice exits, respawn with back-off.
+//! notice exits, respawn with back-off; and the PID 1 loop around it
+//! ([`Supervisor::round`]).
 
 use crate::sys::{Exited, Spawn, Sys};
+use crate::{reap, signals};
 use guest_contract::init_config::Restart;
 use std::time::Duration;
 
@@ -9,6 +11,12 @@ use std::time::Duration;
 pub const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// Longest respawn delay.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Shortest and longest wait for a signal in one [`Supervisor::round`].
+pub const WAIT_MIN: Duration = Duration::from_millis(10);
+/// See [`WAIT_MIN`].
+pub const WAIT_MAX: Duration = Duration::from_secs(5);
+/// How long shutdown waits for processes after SIGTERM.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// One supervised process.
 #[derive(Debug, Clone)]
@@ -112,6 +120,27 @@ impl Supervisor {
         }
     }
 
+    /// One round of the PID 1 loop: start what is due, wait for a signal
+    /// until the next start is due (between [`WAIT_MIN`] and [`WAIT_MAX`]),
+    /// shut down on a shutdown signal (staying up if `reboot(2)` fails),
+    /// reap every child.
+    pub fn round<S: Sys>(&mut self, sys: &mut S) {
+        self.tick(sys);
+        let timeout = self
+            .next_due(sys.uptime())
+            .unwrap_or(WAIT_MAX)
+            .clamp(WAIT_MIN, WAIT_MAX);
+        if let Some(sig) = sys.wait_signal(timeout) {
+            if let Some(action) = signals::action_for(sig) {
+                let e = signals::shutdown(sys, action, SHUTDOWN_GRACE);
+                sys.log(&format!("reboot(2) failed: {e}; staying up"));
+            }
+        }
+        for e in reap::reap_all(sys) {
+            self.exited(sys, e);
+        }
+    }
+
     /// Time until the next scheduled start, if any.
     pub fn next_due(&self, now: Duration) -> Option<Duration> {
         self.procs
@@ -185,6 +214,83 @@ mod tests {
         sv.exited(&mut sys, Exited { pid: p, code: 0 });
         assert_eq!(sv.next_due(sys.now), Some(Duration::ZERO));
         assert!(sv.procs[0].pid.is_none() && sv.procs[0].next_start.is_none());
+    }
+
+    #[test]
+    fn round_waits_until_next_start() {
+        let mut sys = FakeSys::new();
+        let mut sv = Supervisor::default();
+        sv.round(&mut sys); // nothing to do: the longest wait
+        assert_eq!(sys.now, WAIT_MAX);
+        sv.add("daemon", spawn("/bin/daemon"), Restart::Respawn);
+        sv.round(&mut sys);
+        assert_eq!(sys.calls, ["spawn detached /bin/daemon"]);
+        assert_eq!(sys.now, 2 * WAIT_MAX);
+        // it exits while we wait; reaped in the same round, due at once
+        let pid = sv.procs[0].pid.unwrap();
+        sys.exits.push_back(Exited { pid, code: 1 });
+        sv.round(&mut sys);
+        assert_eq!(sys.now, 3 * WAIT_MAX);
+        assert_eq!(sv.next_due(sys.now), Some(Duration::ZERO));
+        sv.round(&mut sys); // started again
+        assert_eq!(sys.calls_starting("spawn").len(), 2);
+        assert_eq!(sys.now, 4 * WAIT_MAX);
+        // it exits at once: SIGCHLD (which asks for nothing else) ends the
+        // wait early, and the second quick exit means a respawn in 1 s
+        let pid = sv.procs[0].pid.unwrap();
+        sys.exits.push_back(Exited { pid, code: 1 });
+        sys.signals.push_back(libc::SIGCHLD);
+        sv.round(&mut sys);
+        assert_eq!(sys.now, 4 * WAIT_MAX);
+        assert_eq!(sv.next_due(sys.now), Some(Duration::from_secs(1)));
+        sv.round(&mut sys); // waits just that long
+        assert_eq!(sys.now, 4 * WAIT_MAX + Duration::from_secs(1));
+        assert_eq!(sys.calls_starting("spawn").len(), 2);
+        sv.round(&mut sys);
+        assert_eq!(sys.calls_starting("spawn").len(), 3);
+        assert!(sys.calls_starting("kill_all").is_empty());
+    }
+
+    #[test]
+    fn round_waits_at_least_wait_min() {
+        let mut sys = FakeSys::new();
+        sys.fail.insert("spawn".into());
+        let mut sv = Supervisor::default();
+        sv.add("sh", spawn("/bin/sh"), Restart::Respawn);
+        sv.round(&mut sys); // failed, due again at once: no busy loop
+        assert_eq!(sys.now, WAIT_MIN);
+    }
+
+    #[test]
+    fn round_shuts_down_on_signal_and_stays_up_if_reboot_fails() {
+        let mut sys = FakeSys::new();
+        sys.add_file("/proc/mounts", b"/dev/vda / ext4 rw 0 0\n");
+        let mut sv = Supervisor::default();
+        sv.add("sh", spawn("/bin/sh"), Restart::Respawn);
+        sys.signals.push_back(libc::SIGUSR2);
+        sv.round(&mut sys);
+        assert_eq!(
+            sys.calls,
+            [
+                "spawn detached /bin/sh",
+                "kill_all 15",
+                "kill_all 9",
+                "sync",
+                "remount_ro /",
+                "sync",
+                "power PowerOff",
+            ]
+        );
+        assert_eq!(
+            sys.logs.last().unwrap(),
+            "reboot(2) failed: fake power; staying up"
+        );
+        // the killed shell is reaped and respawned: PID 1 goes on
+        let pid = sv.procs[0].pid.unwrap();
+        sys.exits.push_back(Exited { pid, code: 137 });
+        sv.round(&mut sys);
+        sv.round(&mut sys);
+        assert_eq!(sys.calls_starting("spawn").len(), 2);
     }
 
     #[test]

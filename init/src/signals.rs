@@ -2,6 +2,10 @@
 //! `poweroff`, `reboot`, `halt` and the kernel's `/sbin/poweroff` (from
 //! `xl shutdown`) work: SIGUSR2 = power off, SIGTERM = reboot,
 //! SIGUSR1 = halt, SIGINT (Ctrl-Alt-Del) = reboot.
+//!
+//! Blocking the signals and waiting for them are [`Sys::block_signals`] and
+//! [`Sys::wait_signal`]; the loop that acts on them is
+//! [`crate::services::Supervisor::round`].
 
 use crate::mounts;
 use crate::reap;
@@ -27,62 +31,6 @@ pub fn action_for(sig: i32) -> Option<PowerAction> {
         libc::SIGUSR1 => Some(PowerAction::Halt),
         _ => None,
     }
-}
-
-fn handled_set() -> libc::sigset_t {
-    // SAFETY: sigset_t is a plain bit array; sigemptyset initialises it
-    // and sigaddset only sets bits of valid signal numbers.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in HANDLED {
-            libc::sigaddset(&mut set, s);
-        }
-        set
-    }
-}
-
-/// Blocks the handled signals in this thread (and the threads it starts);
-/// children get an empty mask back through `unblock_all` before exec.
-pub fn block() {
-    let set = handled_set();
-    // SAFETY: `set` is initialised; a null old-set pointer is allowed.
-    unsafe {
-        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    }
-}
-
-/// Empties the signal mask. PID 1 blocks the signals it takes with
-/// `sigtimedwait`, and a blocked mask survives fork and exec (std's spawn no
-/// longer resets it): a shell started with SIGCHLD blocked never hears of its
-/// jobs. Called in each child before exec; async-signal-safe.
-pub fn unblock_all() {
-    // SAFETY: `set` is a plain bit array that sigemptyset initialises;
-    // sigprocmask with a null old-set pointer is allowed and
-    // async-signal-safe.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    }
-}
-
-/// Waits up to `timeout` for a handled signal.
-pub fn wait(timeout: Duration) -> Option<i32> {
-    let set = handled_set();
-    let ts = libc::timespec {
-        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(1),
-        tv_nsec: libc::c_long::from(i32::try_from(timeout.subsec_nanos()).unwrap_or(0)),
-    };
-    // SAFETY: `set` and `ts` are initialised and outlive the call; a null
-    // siginfo pointer is allowed.
-    let r = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
-    (r > 0).then_some(r)
-}
-
-/// Makes Ctrl-Alt-Del send SIGINT to PID 1 instead of rebooting at once.
-pub fn cad_to_signal() {
-    let _ = rustix::system::reboot(rustix::system::RebootCommand::CadOff);
 }
 
 /// Brings the machine down: TERM everything, wait up to `grace`, KILL the

@@ -1,6 +1,6 @@
 //! Stage 2, in the root image: mounts, host name, modules, network. The
-//! long-running part (console, services, signals) is in `main.rs` on top of
-//! [`crate::services::Supervisor`].
+//! long-running part (console, services, signals) is set up in `main.rs`,
+//! which then loops on [`crate::services::Supervisor::round`].
 
 use crate::mounts::{self, KERNEL_FS, SYSTEM_FS};
 use crate::sys::Sys;

@@ -1,7 +1,10 @@
-//! The system-call layer: everything the init does to the machine goes
-//! through [`Sys`], with a real implementation ([`real::RealSys`], rustix)
-//! and a recording fake ([`fake::FakeSys`]) for unit tests.
+//! The system-call layer: everything the init does to the machine, and
+//! everything it asks of it, goes through [`Sys`], with a real
+//! implementation ([`real::RealSys`]: rustix, and libc for a few calls) and
+//! a recording fake (`fake::FakeSys`, compiled only for unit tests, not into
+//! the init).
 
+#[cfg(test)]
 pub mod fake;
 pub mod real;
 
@@ -87,13 +90,35 @@ pub struct Exited {
 }
 
 /// The machine, as far as the init needs it. Paths are absolute strings.
+///
+/// Methods taking `&self` only ask (they are what the status service's
+/// threads use, see [`crate::status::SystemProbe`]); `&mut self` ones change
+/// the machine or the process, or wait.
 pub trait Sys {
+    /// True if this process is PID 1 (otherwise the binary is a small tool).
+    fn is_pid1(&self) -> bool;
     /// Writes one log line (the real one goes to `/dev/kmsg`).
     fn log(&mut self, msg: &str);
-    /// Time since boot.
+    /// Time since boot (`CLOCK_BOOTTIME`).
     fn uptime(&self) -> Duration;
     /// Sleeps.
     fn sleep(&mut self, d: Duration);
+
+    /// True if standard output (fd 1) is open.
+    fn stdio_is_open(&self) -> bool;
+    /// Opens the console device `path` read-write and puts it on those of
+    /// fds 0, 1 and 2 that are closed (keeping it open if it lands on one
+    /// of them); fails only if it cannot be opened.
+    fn console_to_stdio(&mut self, path: &str) -> io::Result<()>;
+
+    /// Blocks [`crate::signals::HANDLED`] in this thread (and the threads it
+    /// starts later); children get an empty mask back before exec.
+    fn block_signals(&mut self);
+    /// Waits up to `timeout` for one of the blocked signals; its number.
+    fn wait_signal(&mut self, timeout: Duration) -> Option<i32>;
+    /// Makes Ctrl-Alt-Del send SIGINT to PID 1 instead of rebooting at once
+    /// (`reboot(LINUX_REBOOT_CMD_CAD_OFF)`); failure is ignored.
+    fn cad_to_signal(&mut self);
 
     /// `mkdir -p` with mode 0755.
     fn mkdir_p(&mut self, path: &str) -> io::Result<()>;
@@ -107,6 +132,9 @@ pub trait Sys {
     fn read_at(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>>;
     /// Names in a directory, sorted.
     fn read_dir(&self, path: &str) -> io::Result<Vec<String>>;
+    /// Writes `contents` to the file at `path`, creating or truncating it
+    /// (for settings under `/proc/sys`).
+    fn write_file(&mut self, path: &str, contents: &str) -> io::Result<()>;
 
     /// `mount(2)`.
     fn mount(
@@ -144,6 +172,9 @@ pub trait Sys {
     fn add_address(&mut self, iface: &str, addr: Ipv4Addr, prefix: u8) -> io::Result<()>;
     /// Adds the default route via `gateway` on `iface`.
     fn add_default_route(&mut self, iface: &str, gateway: Ipv4Addr) -> io::Result<()>;
+    /// The IPv4 addresses (with prefix length) on `iface`, in the kernel's
+    /// order; fails if the link or the kernel cannot be asked.
+    fn addresses(&self, iface: &str) -> io::Result<Vec<(Ipv4Addr, u8)>>;
 
     /// Starts a process; returns its PID.
     fn spawn(&mut self, spawn: &Spawn) -> io::Result<u32>;

@@ -1,6 +1,7 @@
-//! A recording [`Sys`] for unit tests: every call that changes the machine
-//! is appended to [`FakeSys::calls`] as one line of text, and the machine's
-//! answers (files, devices, failures) are set up by the test.
+//! A recording [`Sys`] for unit tests (compiled only with `cfg(test)`):
+//! every call that changes the machine is appended to [`FakeSys::calls`] as
+//! one line of text, and the machine's answers (files, devices, addresses,
+//! signals, failures) are set up by the test.
 
 use super::{Exited, MountOpts, PowerAction, Spawn, Sys, Tty};
 use guest_contract::Mac;
@@ -24,10 +25,21 @@ pub struct FakeSys {
     pub files: BTreeMap<String, Vec<u8>>,
     /// Paths that appear once `uptime` reaches the given time.
     pub appear_at: BTreeMap<String, Duration>,
-    /// Call prefixes (e.g. `load_module /lib/x.ko`) that fail.
+    /// Call prefixes (e.g. `load_module /lib/x.ko`) that fail; also
+    /// `addresses <iface>` for the (unrecorded) address query.
     pub fail: BTreeSet<String>,
     /// Children that will be reported exited by `reap_one`.
     pub exits: VecDeque<Exited>,
+    /// Signals `wait_signal` takes, in order; when empty it waits out its
+    /// timeout.
+    pub signals: VecDeque<i32>,
+    /// IPv4 addresses on the links, `(interface, address, prefix)` in the
+    /// kernel's order; an interface exists if `/sys/class/net/<if>` does.
+    pub addrs: Vec<(String, Ipv4Addr, u8)>,
+    /// True if the kernel left fds 0-2 closed (no console).
+    pub stdio_closed: bool,
+    /// True if the process is PID 1.
+    pub pid1: bool,
     /// Current fake time since boot.
     pub now: Duration,
     next_pid: u32,
@@ -48,8 +60,12 @@ impl FakeSys {
         self.files.insert(path.to_owned(), data.to_vec());
     }
 
+    fn failing(&self, call: &str) -> bool {
+        self.fail.iter().any(|f| call.starts_with(f.as_str()))
+    }
+
     fn record(&mut self, call: String) -> io::Result<()> {
-        let failing = self.fail.iter().any(|f| call.starts_with(f.as_str()));
+        let failing = self.failing(&call);
         self.calls.push(call);
         if failing {
             Err(io::Error::other("injected failure"))
@@ -94,6 +110,9 @@ fn opts_text(o: MountOpts) -> String {
 }
 
 impl Sys for FakeSys {
+    fn is_pid1(&self) -> bool {
+        self.pid1
+    }
     fn log(&mut self, msg: &str) {
         self.logs.push(msg.to_owned());
     }
@@ -102,6 +121,27 @@ impl Sys for FakeSys {
     }
     fn sleep(&mut self, d: Duration) {
         self.now += d;
+    }
+    fn stdio_is_open(&self) -> bool {
+        !self.stdio_closed
+    }
+    fn console_to_stdio(&mut self, path: &str) -> io::Result<()> {
+        self.record(format!("console_to_stdio {path}"))?;
+        self.stdio_closed = false;
+        Ok(())
+    }
+    fn block_signals(&mut self) {
+        self.calls.push("block_signals".to_owned());
+    }
+    fn wait_signal(&mut self, timeout: Duration) -> Option<i32> {
+        let sig = self.signals.pop_front();
+        if sig.is_none() {
+            self.now += timeout;
+        }
+        sig
+    }
+    fn cad_to_signal(&mut self) {
+        self.calls.push("cad_to_signal".to_owned());
     }
     fn mkdir_p(&mut self, path: &str) -> io::Result<()> {
         self.paths.insert(path.to_owned());
@@ -145,6 +185,11 @@ impl Sys for FakeSys {
             }
         }
         Ok(names.into_iter().collect())
+    }
+    fn write_file(&mut self, path: &str, contents: &str) -> io::Result<()> {
+        self.record(format!("write {path} {contents:?}"))?;
+        self.add_file(path, contents.as_bytes());
+        Ok(())
     }
     fn mount(
         &mut self,
@@ -204,6 +249,20 @@ impl Sys for FakeSys {
     }
     fn add_default_route(&mut self, iface: &str, gateway: Ipv4Addr) -> io::Result<()> {
         self.record(format!("route default via {gateway} dev {iface}"))
+    }
+    fn addresses(&self, iface: &str) -> io::Result<Vec<(Ipv4Addr, u8)>> {
+        if self.failing(&format!("addresses {iface}")) {
+            return Err(io::Error::other("injected failure"));
+        }
+        if !self.exists(&format!("/sys/class/net/{iface}")) {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
+        Ok(self
+            .addrs
+            .iter()
+            .filter(|(i, _, _)| i == iface)
+            .map(|(_, a, p)| (*a, *p))
+            .collect())
     }
     fn spawn(&mut self, spawn: &Spawn) -> io::Result<u32> {
         let tty = match &spawn.tty {

@@ -4,7 +4,7 @@ use super::{Exited, MountOpts, PowerAction, Spawn, Sys, Tty};
 use crate::kmsg;
 use crate::netlink::Netlink;
 use guest_contract::Mac;
-use rustix::fd::BorrowedFd;
+use rustix::fd::{AsRawFd as _, BorrowedFd};
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
@@ -17,7 +17,8 @@ use std::time::Duration;
 /// `PATH` for everything the init starts.
 pub const PATH: &str = "/sbin:/bin:/usr/sbin:/usr/bin";
 
-/// The real machine.
+/// The real machine. It is `Send + Sync` (the status service's threads own
+/// one each, for its `&self` methods).
 #[derive(Debug, Default)]
 pub struct RealSys {
     kmsg: Option<File>,
@@ -27,6 +28,12 @@ pub struct RealSys {
 
 /// How many lines are kept for `/dev/kmsg` before it exists.
 const EARLY_LINES: usize = 32;
+
+// The status service moves a `RealSys` into its threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<RealSys>();
+};
 
 impl RealSys {
     /// A new handle; `/dev/kmsg` is opened on first use.
@@ -93,17 +100,50 @@ fn env_command(argv: &[String]) -> io::Result<Command> {
         .env("TERM", "vt102")
         .current_dir("/");
     // SAFETY: the closure runs in the forked child before exec and only calls
-    // `signals::unblock_all`, which makes one async-signal-safe system call.
+    // `unblock_all_signals`, which makes one async-signal-safe system call.
     unsafe {
         cmd.pre_exec(|| {
-            crate::signals::unblock_all();
+            unblock_all_signals();
             Ok(())
         });
     }
     Ok(cmd)
 }
 
+/// The signals PID 1 takes with `sigtimedwait` as a `sigset_t`.
+fn handled_set() -> libc::sigset_t {
+    // SAFETY: sigset_t is a plain bit array; sigemptyset initialises it
+    // and sigaddset only sets bits of valid signal numbers.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in crate::signals::HANDLED {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// Empties the signal mask. PID 1 blocks the signals it takes with
+/// `sigtimedwait`, and a blocked mask survives fork and exec (std's spawn no
+/// longer resets it): a shell started with SIGCHLD blocked never hears of its
+/// jobs. Called in each child before exec; async-signal-safe.
+fn unblock_all_signals() {
+    // SAFETY: `set` is a plain bit array that sigemptyset initialises;
+    // sigprocmask with a null old-set pointer is allowed and
+    // async-signal-safe.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
 impl Sys for RealSys {
+    fn is_pid1(&self) -> bool {
+        rustix::process::getpid().is_init()
+    }
+
     fn log(&mut self, msg: &str) {
         let up = self.uptime();
         if self.kmsg.is_none() {
@@ -141,6 +181,55 @@ impl Sys for RealSys {
         std::thread::sleep(d);
     }
 
+    fn stdio_is_open(&self) -> bool {
+        rustix::io::fcntl_getfd(rustix::stdio::stdout()).is_ok()
+    }
+
+    fn console_to_stdio(&mut self, path: &str) -> io::Result<()> {
+        let con = OpenOptions::new().read(true).write(true).open(path)?;
+        let fd = con.as_raw_fd();
+        for target in 0..3 {
+            // SAFETY: fcntl(F_GETFD) and dup2(2) take plain integers and
+            // touch no memory of ours. Only descriptors 0-2 that are closed
+            // are filled, so one already in use (/dev/kmsg, opened before
+            // /dev/console could be) keeps what it is.
+            unsafe {
+                if target != fd && libc::fcntl(target, libc::F_GETFD) == -1 {
+                    libc::dup2(fd, target);
+                }
+            }
+        }
+        if fd <= 2 {
+            // The console itself became a standard descriptor: keep it open.
+            let _ = std::os::fd::IntoRawFd::into_raw_fd(con);
+        }
+        Ok(())
+    }
+
+    fn block_signals(&mut self) {
+        let set = handled_set();
+        // SAFETY: `set` is initialised; a null old-set pointer is allowed.
+        unsafe {
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        }
+    }
+
+    fn wait_signal(&mut self, timeout: Duration) -> Option<i32> {
+        let set = handled_set();
+        let ts = libc::timespec {
+            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(1),
+            tv_nsec: libc::c_long::from(i32::try_from(timeout.subsec_nanos()).unwrap_or(0)),
+        };
+        // SAFETY: `set` and `ts` are initialised and outlive the call; a null
+        // siginfo pointer is allowed.
+        let r = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
+        (r > 0).then_some(r)
+    }
+
+    fn cad_to_signal(&mut self) {
+        let _ = rustix::system::reboot(rustix::system::RebootCommand::CadOff);
+    }
+
     fn mkdir_p(&mut self, path: &str) -> io::Result<()> {
         fs::DirBuilder::new()
             .recursive(true)
@@ -176,6 +265,10 @@ impl Sys for RealSys {
             .collect();
         names.sort();
         Ok(names)
+    }
+
+    fn write_file(&mut self, path: &str, contents: &str) -> io::Result<()> {
+        fs::write(path, contents)
     }
 
     fn mount(
@@ -256,6 +349,16 @@ impl Sys for RealSys {
     fn add_default_route(&mut self, iface: &str, gateway: Ipv4Addr) -> io::Result<()> {
         let idx = ifindex(iface)?;
         Netlink::open()?.add_default_route(idx, gateway)
+    }
+
+    fn addresses(&self, iface: &str) -> io::Result<Vec<(Ipv4Addr, u8)>> {
+        let idx = ifindex(iface)?;
+        let all = Netlink::open()?.addresses()?;
+        Ok(all
+            .into_iter()
+            .filter(|(i, _, _)| *i == idx)
+            .map(|(_, a, p)| (a, p))
+            .collect())
     }
 
     fn spawn(&mut self, spawn: &Spawn) -> io::Result<u32> {
@@ -355,7 +458,7 @@ impl Sys for RealSys {
 }
 
 /// The interface index of `iface`, from sysfs.
-pub fn ifindex(iface: &str) -> io::Result<u32> {
+fn ifindex(iface: &str) -> io::Result<u32> {
     let s = fs::read_to_string(format!("/sys/class/net/{iface}/ifindex"))?;
     s.trim()
         .parse()
