@@ -3,34 +3,14 @@
 //! ~/.cache/imgbuild), checked with e2fsck, debugfs, cpio and our own
 //! `imgbuild inspect`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+use std::process::Command;
+
+use common::{cpio_listing, imgbuild, imgbuild_cmd, ok, recipe_path, sha256, tool};
 use guest_contract::init_config::InitConfig;
 use imgbuild::init_binary::check_static;
-
-fn recipe_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/busybox.toml")
-}
-
-fn imgbuild(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imgbuild"))
-        .args(args)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .env_remove("IMGBUILD_INIT")
-        .output()
-        .unwrap()
-}
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 fn build(out: &Path, recipe: &Path) -> serde_json::Value {
     let json = ok(imgbuild(&[
@@ -41,21 +21,6 @@ fn build(out: &Path, recipe: &Path) -> serde_json::Value {
         recipe.to_str().unwrap(),
     ]));
     serde_json::from_str(&json).unwrap()
-}
-
-fn sh(cmd: &str, args: &[&str]) -> String {
-    let o = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(
-        o.status.success(),
-        "{cmd} {args:?}: {}\n{}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn debugfs(img: &Path, req: &str) -> String {
@@ -76,8 +41,7 @@ fn sha_of_outputs(dir: &Path) -> Vec<(String, String)> {
         "busybox.cfg",
         "manifest.json",
     ] {
-        let o = imgbuild::manifest::digest(&dir.join(f)).unwrap();
-        v.push((f.to_owned(), o.sha256));
+        v.push((f.to_owned(), sha256(&dir.join(f))));
     }
     v
 }
@@ -134,7 +98,7 @@ fn busybox_recipe_builds_a_bootable_reproducible_guest() {
         "image not sparse: {} bytes allocated",
         meta.blocks() * 512
     );
-    sh("e2fsck", &["-fn", img.to_str().unwrap()]);
+    tool("e2fsck", &["-fn", img.to_str().unwrap()]);
 
     // imgbuild inspect (ext4-view, in-process reader).
     let bin = ok(imgbuild(&["inspect", img.to_str().unwrap(), "/bin"]));
@@ -259,19 +223,16 @@ fn busybox_recipe_builds_a_bootable_reproducible_guest() {
                 .iter()
                 .position(|m| m.ends_with("virtio_net.ko"))
     );
-    assert_eq!(conf.net.as_ref().unwrap().address.to_string(), "10.99.0.2");
+    assert_eq!(
+        conf.net.as_ref().unwrap().address.addr().to_string(),
+        "10.99.0.2"
+    );
     assert!(conf.status.enabled);
 
     // initrd.img: under 2 MiB, lists right with cpio.
     let initrd = dir.join("initrd.img");
     assert!(std::fs::metadata(&initrd).unwrap().len() < 2 << 20);
-    let listing = sh(
-        "sh",
-        &[
-            "-c",
-            &format!("gzip -dc {} | cpio -itv 2>/dev/null", initrd.display()),
-        ],
-    );
+    let listing = cpio_listing(&initrd, true);
     let names: Vec<&str> = listing
         .lines()
         .filter_map(|l| l.split_whitespace().last())
@@ -437,7 +398,7 @@ fn failed_builds_leave_previous_outputs_intact() {
     assert!(!fresh.exists(), "--check wrote to --out");
 
     // A dynamically linked init (IMGBUILD_INIT) is refused before anything is written.
-    let o = Command::new(env!("CARGO_BIN_EXE_imgbuild"))
+    let o = imgbuild_cmd()
         .args([
             "recipe",
             "--out",
@@ -537,7 +498,7 @@ on_reboot = "destroy"
     let m = build(&out, &recipe);
     let dir = out.join("extras");
     let img = dir.join("rootfs.img");
-    sh("e2fsck", &["-fn", img.to_str().unwrap()]);
+    tool("e2fsck", &["-fn", img.to_str().unwrap()]);
     assert_eq!(debugfs(&img, "cat /etc/motd"), "local motd\n");
     let st = debugfs(&img, "stat /etc/motd");
     assert!(

@@ -1,38 +1,12 @@
 //! `imgbuild mkfs`, `inspect`, `man` and `completions` from the outside,
 //! with e2fsck/dumpe2fs/debugfs as oracles.
 
+mod common;
+
 use std::os::unix::fs::symlink;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
 
-fn imgbuild(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imgbuild"))
-        .args(args)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .unwrap()
-}
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn tool(cmd: &str, args: &[&str]) -> String {
-    let o = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd} {args:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use common::{imgbuild, ok, sha256 as sha, tool};
 
 fn sample_tree(root: &Path) {
     std::fs::create_dir_all(root.join("etc/sub")).unwrap();
@@ -41,30 +15,36 @@ fn sample_tree(root: &Path) {
     symlink("etc/motd", root.join("motd-link")).unwrap();
 }
 
-fn sha(p: &Path) -> String {
-    imgbuild::manifest::digest(p).unwrap().sha256
+/// A scratch directory with [`sample_tree`] in `tree/`, and the path of an
+/// image `img_name` (not yet written) beside it.
+fn scratch_with_tree(img_name: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    sample_tree(&tree);
+    let img = tmp.path().join(img_name);
+    (tmp, tree, img)
 }
 
 #[test]
 fn mkfs_writes_a_clean_reproducible_image() {
-    let tmp = tempfile::tempdir().unwrap();
-    let tree = tmp.path().join("tree");
-    sample_tree(&tree);
-    let img = tmp.path().join("a.img");
+    let (tmp, tree, img) = scratch_with_tree("a.img");
     let (t, i) = (tree.to_str().unwrap(), img.to_str().unwrap());
-    ok(imgbuild(&[
-        "mkfs",
-        t,
-        i,
-        "--size",
-        "16M",
-        "--label",
-        "sample",
-        "--seed",
-        "5",
-        "--timestamp",
-        "1000000",
-    ]));
+    let mkfs = |out: &str| {
+        ok(imgbuild(&[
+            "mkfs",
+            t,
+            out,
+            "--size",
+            "16M",
+            "--label",
+            "sample",
+            "--seed",
+            "5",
+            "--timestamp",
+            "1000000",
+        ]))
+    };
+    mkfs(i);
     tool("e2fsck", &["-fn", i]);
     let h = tool("dumpe2fs", &["-h", i]);
     assert!(h.contains("Filesystem volume name:   sample"), "{h}");
@@ -84,29 +64,14 @@ fn mkfs_writes_a_clean_reproducible_image() {
 
     // Same inputs and seed: same bytes.
     let img2 = tmp.path().join("b.img");
-    ok(imgbuild(&[
-        "mkfs",
-        t,
-        img2.to_str().unwrap(),
-        "--size",
-        "16M",
-        "--label",
-        "sample",
-        "--seed",
-        "5",
-        "--timestamp",
-        "1000000",
-    ]));
+    mkfs(img2.to_str().unwrap());
     assert_eq!(sha(&img), sha(&img2));
 }
 
 #[test]
 fn mkfs_options() {
-    let tmp = tempfile::tempdir().unwrap();
-    let tree = tmp.path().join("tree");
-    sample_tree(&tree);
+    let (_tmp, tree, img) = scratch_with_tree("o.img");
     std::os::unix::fs::chown(tree.join("etc/motd"), Some(1234), Some(99)).unwrap();
-    let img = tmp.path().join("o.img");
     let (t, i) = (tree.to_str().unwrap(), img.to_str().unwrap());
     ok(imgbuild(&[
         "mkfs",
@@ -134,11 +99,8 @@ fn mkfs_options() {
 
 #[test]
 fn mkfs_errors_name_the_problem_and_leave_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let tree = tmp.path().join("tree");
-    sample_tree(&tree);
+    let (tmp, tree, img) = scratch_with_tree("x.img");
     std::fs::write(tree.join("huge"), vec![1u8; 3 << 20]).unwrap();
-    let img = tmp.path().join("x.img");
     let (t, i) = (tree.to_str().unwrap(), img.to_str().unwrap());
     for (args, want) in [
         (vec!["--size", "2M"], "needed"),

@@ -3,10 +3,13 @@
 //! the compressed form; output is byte-identical across runs; a header whose
 //! declared size is not met is an error that leaves no output file.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
-use std::process::{Command, Stdio};
+mod common;
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{cpio_listing, have, run_ok};
 use imgbuild::initramfs::{Archive, CpioError, Encoding, Record};
 
 const MTIME: u64 = 1_700_000_000; // 2023-11-14
@@ -63,34 +66,23 @@ fn host_files() -> tempfile::TempDir {
     tmp
 }
 
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok()
+/// [`sample`] (in insertion order) written as a plain cpio archive
+/// `initrd.cpio` into a scratch directory: that directory and the path.
+fn write_sample_cpio(with_devices: bool) -> (tempfile::TempDir, PathBuf) {
+    let host = host_files();
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("initrd.cpio");
+    sample(host.path(), false, with_devices)
+        .write_file(&path, Encoding::Cpio)
+        .unwrap();
+    (out, path)
 }
 
 #[test]
 fn cpio_lists_what_we_wrote() {
     assert!(have("cpio"), "GNU cpio is required (apt-get install cpio)");
-    let host = host_files();
-    let out = tempfile::tempdir().unwrap();
-    let path = out.path().join("initrd.cpio");
-    sample(host.path(), false, true)
-        .write_file(&path, Encoding::Cpio)
-        .unwrap();
-    let res = Command::new("cpio")
-        .args(["-itv", "-F"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
-    let listing = String::from_utf8(res.stdout).unwrap();
+    let (_out, path) = write_sample_cpio(true);
+    let listing = cpio_listing(&path, false);
     let names: Vec<&str> = listing
         .lines()
         .map(|l| l.split(" -> ").next().unwrap().rsplit(' ').next().unwrap())
@@ -160,25 +152,15 @@ fn cpio_lists_what_we_wrote() {
 #[test]
 fn cpio_extracts_every_byte() {
     assert!(have("cpio"), "GNU cpio is required (apt-get install cpio)");
-    let host = host_files();
-    let out = tempfile::tempdir().unwrap();
-    let path = out.path().join("initrd.cpio");
     // Device nodes need root to extract; they are checked by the listing test.
-    sample(host.path(), false, false)
-        .write_file(&path, Encoding::Cpio)
-        .unwrap();
+    let (out, path) = write_sample_cpio(false);
     let dest = out.path().join("x");
     std::fs::create_dir(&dest).unwrap();
-    let res = Command::new("cpio")
-        .args(["-idvm", "--no-absolute-filenames", "-F"])
-        .arg(&path)
-        .current_dir(&dest)
-        .output()
-        .unwrap();
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
+    run_ok(
+        Command::new("cpio")
+            .args(["-idvm", "--no-absolute-filenames", "-F"])
+            .arg(&path)
+            .current_dir(&dest),
     );
     assert_eq!(std::fs::read(dest.join("init")).unwrap(), blob(100_003, 1));
     let ko = dest.join("lib/modules/6.1.0-56-amd64/kernel/drivers/block/xen-blkfront.ko");

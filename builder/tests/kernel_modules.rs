@@ -7,9 +7,12 @@
 //! otherwise `imgbuild-cache` in Cargo's target tmp directory. Skips (with a
 //! message) only when `apt-get` is not installed and nothing is cached.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::{have, run_ok};
 use imgbuild::sources::{self, FetchError, PackageSpec};
 use imgbuild_modules::modinfo::ModInfo;
 use imgbuild_modules::tree::{ModuleTree, TreeError};
@@ -128,7 +131,7 @@ fn resolves_the_real_debian_kernel_modules() {
 #[test]
 fn agrees_with_kmod() {
     let Some(dir) = kernel_tree() else { return };
-    if Command::new("depmod").arg("--version").output().is_err() {
+    if !have("depmod") {
         eprintln!("SKIPPED: kmod (modinfo, depmod, modprobe) is not installed");
         return;
     }
@@ -155,17 +158,12 @@ fn agrees_with_kmod() {
     // depmod's modules.dep for the unpacked package (`-n`: to stdout, where
     // modules.dep comes first, up to the first `#` comment of the next file).
     let base = dir.parent().unwrap().parent().unwrap().parent().unwrap();
-    let out = Command::new("depmod")
-        .arg("-n")
-        .arg("-b")
-        .arg(base)
-        .arg(&kver)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new("depmod")
+            .arg("-n")
+            .arg("-b")
+            .arg(base)
+            .arg(&kver),
     );
     let text = String::from_utf8(out.stdout).unwrap();
     let dep_text: String = text
@@ -209,7 +207,7 @@ fn compressed_real_modules() {
     let plain_resolution = tree.resolve(&["virtio_net"]).unwrap();
     for (i, m) in plain_resolution.modules.iter().enumerate() {
         let (tool, ext) = [("xz", "xz"), ("zstd", "zst"), ("gzip", "gz")][i % 3];
-        if Command::new(tool).arg("--version").output().is_err() {
+        if !have(tool) {
             eprintln!("SKIPPED: {tool} is not installed");
             return;
         }

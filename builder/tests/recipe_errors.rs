@@ -1,8 +1,11 @@
 //! Table-driven tests of recipe errors found while validating (`--check`):
 //! each names the recipe file, line:column and key, and nothing is written.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use common::{imgbuild_cmd, recipe_path};
 
 const BASE: &str = r#"[guest]
 name = "t"
@@ -223,12 +226,6 @@ const CASES: &[Case] = &[
     },
 ];
 
-fn imgbuild() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_imgbuild"));
-    c.env_remove("SOURCE_DATE_EPOCH");
-    c
-}
-
 fn tree_files(dir: &Path) -> Vec<PathBuf> {
     let mut v = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {
@@ -257,7 +254,7 @@ fn recipe_errors_name_file_line_key_and_write_nothing() {
         std::fs::write(&file, &text).unwrap();
         let out = tmp.path().join("out");
         for check in [true, false] {
-            let mut cmd = imgbuild();
+            let mut cmd = imgbuild_cmd();
             cmd.arg("recipe")
                 .arg("--out")
                 .arg(&out)
@@ -299,8 +296,8 @@ fn recipe_errors_name_file_line_key_and_write_nothing() {
 
 #[test]
 fn shipped_recipe_checks_ok() {
-    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/busybox.toml");
-    let o = imgbuild()
+    let recipe = recipe_path();
+    let o = imgbuild_cmd()
         .args(["recipe", "--check"])
         .arg(&recipe)
         .output()

@@ -3,13 +3,16 @@
 //!
 //! Skips (with a message) only when `apt-get` is not installed.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
+use common::have;
 use imgbuild::sources::{self, Deb, FetchError, FetchEvent, PackageSpec};
 
 fn have_apt() -> bool {
-    let found = Command::new("apt-get").arg("--version").output().is_ok();
+    let found = have("apt-get");
     if !found {
         eprintln!("SKIPPED: apt-get is not installed; the real-apt fetch test needs it");
     }

@@ -272,22 +272,22 @@ mod tests {
     }
 
     #[test]
-    fn snapshot() {
-        let want = r#"# Xen PV guest "busybox", written by imgbuild. Start it with: xl create busybox.cfg
-type = "pv"
-name = "busybox"
-kernel = "/srv/out/busybox/vmlinuz"
-ramdisk = "/srv/out/busybox/initrd.img"
-cmdline = "root=/dev/xvda ro console=hvc0 ip=10.99.0.2::10.99.0.1:255.255.255.0:busybox:eth0:off"
-memory = 512
-vcpus = 1
-disk = [ 'format=raw, vdev=xvda, access=rw, target=/srv/out/busybox/rootfs.img' ]
-vif = [ 'mac=00:16:3e:5a:01:02, bridge=xenbr0' ]
-on_poweroff = "destroy"
-on_reboot = "restart"
-on_crash = "destroy"
-"#;
-        assert_eq!(busybox().render(), want);
+    fn the_file_keeps_xls_rules() {
+        // The whole text is snapshot-tested from a recipe in the builder
+        // (builder/src/xlcfg.rs); here, the rules of the format.
+        let t = busybox().render();
+        assert!(t.starts_with("# Xen PV guest \"busybox\""), "{t}");
+        assert!(t.contains("\ntype = \"pv\"\n"), "{t}");
+        // `target=` comes last in a disk spec: everything after it is the path.
+        assert!(
+            t.contains("access=rw, target=/srv/out/busybox/rootfs.img' ]\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("vif = [ 'mac=00:16:3e:5a:01:02, bridge=xenbr0' ]\n"),
+            "{t}"
+        );
+        assert!(t.ends_with("on_crash = \"destroy\"\n"), "{t}");
     }
 
     #[test]

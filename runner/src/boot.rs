@@ -7,11 +7,12 @@ use std::time::Duration;
 use guest_contract::outputs::Output;
 
 use crate::cancel::{Cancel, Interrupted};
-use crate::guest::{GuestDir, GuestError};
-use crate::netns::{NetNs, NetnsError, TAPS};
+use crate::guest::GuestDir;
+use crate::netns::{NetNs, TAPS};
 use crate::qemu::argv::{Accel, Console};
+use crate::qemu::backend::QemuError;
 use crate::qemu::process::{ProcessError, QemuProcess};
-use crate::qemu::session::{Host, SessionError};
+use crate::qemu::session::Host;
 
 /// Options of `boot`.
 #[derive(Debug, Clone)]
@@ -23,23 +24,10 @@ pub struct BootOptions {
     pub extra_disks: Vec<PathBuf>,
 }
 
-/// Errors of `boot`.
-#[derive(Debug, thiserror::Error)]
-pub enum BootError {
-    #[error(transparent)]
-    Guest(#[from] GuestError),
-    #[error(transparent)]
-    Session(#[from] SessionError),
-    #[error(transparent)]
-    Netns(#[from] NetnsError),
-    #[error(transparent)]
-    Process(#[from] ProcessError),
-}
-
 /// Boots the guest and returns when QEMU exits (Ctrl-A x, guest poweroff) or
 /// a signal arrives; the namespace and QEMU are removed on every path. A
 /// guest without a network boots without a NIC (and needs no namespace).
-pub fn boot(g: &GuestDir, o: &BootOptions, cancel: &Cancel) -> Result<ExitStatus, BootError> {
+pub fn boot(g: &GuestDir, o: &BootOptions, cancel: &Cancel) -> Result<ExitStatus, QemuError> {
     let host = Host::prepare(
         &o.qemu,
         o.accel,

@@ -5,15 +5,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const MANIFEST: &str = r#"{ "manifest_version": 1, "name": "t", "source_date_epoch": 0, "kernel_version": "6.1.0-56-amd64",
-  "guest": { "hostname": "t", "memory_mib": 256, "vcpus": 1, "mac": "00:16:3e:01:02:03",
-             "address": "10.99.0.2", "prefix": 24, "gateway": "10.99.0.1", "status_port": 5115,
-             "root_label": "r" },
-  "cmdline": { "xen": "x", "qemu": "x" },
-  "outputs": [
-    { "role": "rootfs", "file": "rootfs.img", "size": 1, "sha256": "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881" },
-    { "role": "initrd", "file": "initrd.img", "size": 1, "sha256": "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881" },
-    { "role": "kernel", "file": "vmlinuz", "size": 1, "sha256": "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881" } ] }"#;
+/// A manifest as the builder writes it (shared with the unit tests of `guest.rs`).
+const MANIFEST: &str = include_str!("data/manifest.json");
 
 /// A scratch directory with a manifest, dummy boot files and a fake QEMU
 /// printing `version`.

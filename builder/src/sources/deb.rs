@@ -2,8 +2,10 @@
 //! wrapper, `control.tar.*` and `data.tar.{xz,zst,gz}` (or uncompressed).
 
 use std::collections::HashSet;
+use std::convert::Infallible;
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
+use std::ops::ControlFlow;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -182,28 +184,54 @@ impl Deb {
         }
     }
 
-    /// Reads the `control` file from `control.tar.*`.
-    pub fn control(&self) -> Result<Control, DebError> {
-        let (member, reader) = self.tar_reader("control.tar")?;
+    /// Walks the entries of the tar archive `member` read from `reader`,
+    /// handing each one's stored path, that path normalised by
+    /// [`safe_relative`] (`None` if it is absolute or has a `..` component)
+    /// and the entry itself to `f`, until `f` breaks. Reading errors are
+    /// [`DebError::Corrupt`] for `member`. Returns what `f` broke with, or
+    /// `None` when every entry was seen.
+    fn for_each_entry<B>(
+        &self,
+        member: &str,
+        reader: Box<dyn Read>,
+        mut f: impl FnMut(
+            &Path,
+            Option<PathBuf>,
+            &mut tar::Entry<'_, Box<dyn Read>>,
+        ) -> Result<ControlFlow<B>, DebError>,
+    ) -> Result<Option<B>, DebError> {
         let mut archive = tar::Archive::new(reader);
         let entries = archive
             .entries()
-            .map_err(|e| self.corrupt(&member, e.to_string()))?;
+            .map_err(|e| self.corrupt(member, e.to_string()))?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| self.corrupt(&member, e.to_string()))?;
-            let path = entry
+            let mut entry = entry.map_err(|e| self.corrupt(member, e.to_string()))?;
+            let raw = entry
                 .path()
-                .map_err(|e| self.corrupt(&member, e.to_string()))?
+                .map_err(|e| self.corrupt(member, e.to_string()))?
                 .into_owned();
-            if safe_relative(&path).as_deref() == Some(Path::new("control")) {
-                let mut text = String::new();
-                entry
-                    .read_to_string(&mut text)
-                    .map_err(|e| self.corrupt(&member, format!("control: {e}")))?;
-                return Ok(Control::parse(&text));
+            let rel = safe_relative(&raw);
+            if let ControlFlow::Break(b) = f(&raw, rel, &mut entry)? {
+                return Ok(Some(b));
             }
         }
-        Err(self.corrupt(&member, "no control file"))
+        Ok(None)
+    }
+
+    /// Reads the `control` file from `control.tar.*`.
+    pub fn control(&self) -> Result<Control, DebError> {
+        let (member, reader) = self.tar_reader("control.tar")?;
+        let found = self.for_each_entry(&member, reader, |_, rel, entry| {
+            if rel.as_deref() != Some(Path::new("control")) {
+                return Ok(ControlFlow::Continue(()));
+            }
+            let mut text = String::new();
+            entry
+                .read_to_string(&mut text)
+                .map_err(|e| self.corrupt(&member, format!("control: {e}")))?;
+            Ok(ControlFlow::Break(Control::parse(&text)))
+        })?;
+        found.ok_or_else(|| self.corrupt(&member, "no control file"))
     }
 
     /// True if the data archive has a regular file outside the documentation
@@ -211,24 +239,18 @@ impl Deb {
     /// metapackage. Stops reading at the first such file.
     pub fn has_payload(&self) -> Result<bool, DebError> {
         let (member, reader) = self.tar_reader("data.tar")?;
-        let mut archive = tar::Archive::new(reader);
-        let entries = archive
-            .entries()
-            .map_err(|e| self.corrupt(&member, e.to_string()))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| self.corrupt(&member, e.to_string()))?;
+        let found = self.for_each_entry(&member, reader, |_, rel, entry| {
             if !entry.header().entry_type().is_file() {
-                continue;
+                return Ok(ControlFlow::Continue(()));
             }
-            let path = entry
-                .path()
-                .map_err(|e| self.corrupt(&member, e.to_string()))?;
-            let rel = safe_relative(&path).unwrap_or_default();
-            if !DOC_DIRS.iter().any(|d| rel.starts_with(d)) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+            let rel = rel.unwrap_or_default();
+            Ok(if DOC_DIRS.iter().any(|d| rel.starts_with(d)) {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            })
+        })?;
+        Ok(found.is_some())
     }
 
     /// Extracts the data archive into `dest` (created if missing): regular
@@ -248,29 +270,20 @@ impl Deb {
         let mut report = UnpackReport::default();
         let mut ok_dirs: HashSet<PathBuf> = HashSet::new();
         let mut dir_modes: Vec<(PathBuf, u32)> = Vec::new();
-        let mut archive = tar::Archive::new(reader);
-        let entries = archive
-            .entries()
-            .map_err(|e| self.corrupt(&member, e.to_string()))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| self.corrupt(&member, e.to_string()))?;
-            let raw = entry
-                .path()
-                .map_err(|e| self.corrupt(&member, e.to_string()))?
-                .into_owned();
+        self.for_each_entry(&member, reader, |raw, rel, entry| {
             let unsafe_path = || DebError::UnsafePath {
                 path: self.path.clone(),
                 entry: raw.display().to_string(),
             };
-            let rel = safe_relative(&raw).ok_or_else(unsafe_path)?;
+            let rel = rel.ok_or_else(unsafe_path)?;
             let header = entry.header();
             let mode = header.mode().unwrap_or(0o644) & 0o7777;
             let kind = header.entry_type();
             if rel.as_os_str().is_empty() {
-                continue; // "./": dest itself
+                return Ok(ControlFlow::Continue(())); // "./": dest itself
             }
             let target = dest.join(&rel);
-            self.ensure_parents(dest, &rel, &mut ok_dirs, &raw)?;
+            self.ensure_parents(dest, &rel, &mut ok_dirs, raw)?;
             if kind.is_dir() {
                 match fs::symlink_metadata(&target) {
                     Ok(m) if m.is_dir() => {}
@@ -286,7 +299,7 @@ impl Deb {
             } else if kind.is_file() {
                 remove_non_dir(&target).map_err(|e| write_err(&target, e))?;
                 let mut out = File::create(&target).map_err(|e| write_err(&target, e))?;
-                copy(&mut entry, &mut out).map_err(|e| match e {
+                copy(entry, &mut out).map_err(|e| match e {
                     CopyError::Read(e) => self.corrupt(&member, format!("{}: {e}", raw.display())),
                     CopyError::Write(e) => write_err(&target, e),
                 })?;
@@ -299,32 +312,15 @@ impl Deb {
                     .map_err(|e| write_err(&target, e))?;
                 report.files += 1;
             } else if kind.is_symlink() {
-                let link = entry
-                    .link_name()
-                    .map_err(|e| self.corrupt(&member, e.to_string()))?
-                    .ok_or_else(|| {
-                        self.corrupt(
-                            &member,
-                            format!("{}: symlink without target", raw.display()),
-                        )
-                    })?;
+                let link = self.link_target(&member, entry, raw, "symlink")?;
                 remove_non_dir(&target).map_err(|e| write_err(&target, e))?;
                 std::os::unix::fs::symlink(&link, &target).map_err(|e| write_err(&target, e))?;
                 ok_dirs.retain(|d| !d.starts_with(&rel));
                 report.symlinks += 1;
             } else if kind.is_hard_link() {
-                let link = entry
-                    .link_name()
-                    .map_err(|e| self.corrupt(&member, e.to_string()))?
-                    .ok_or_else(|| {
-                        self.corrupt(
-                            &member,
-                            format!("{}: hard link without target", raw.display()),
-                        )
-                    })?
-                    .into_owned();
+                let link = self.link_target(&member, entry, raw, "hard link")?;
                 let link_rel = safe_relative(&link).ok_or_else(unsafe_path)?;
-                self.ensure_parents(dest, &link_rel, &mut ok_dirs, &raw)?;
+                self.ensure_parents(dest, &link_rel, &mut ok_dirs, raw)?;
                 remove_non_dir(&target).map_err(|e| write_err(&target, e))?;
                 fs::hard_link(dest.join(&link_rel), &target).map_err(|e| write_err(&target, e))?;
                 report.hardlinks += 1;
@@ -332,7 +328,8 @@ impl Deb {
                 report.skipped.push(rel);
             }
             // Other types (PAX/GNU extension headers) are consumed by `tar`.
-        }
+            Ok(ControlFlow::<Infallible>::Continue(()))
+        })?;
         // Directory modes last, deepest first, so read-only dirs do not block
         // their own contents.
         for (dir, mode) in dir_modes.iter().rev() {
@@ -340,6 +337,25 @@ impl Deb {
                 .map_err(|e| write_err(dir, e))?;
         }
         Ok(report)
+    }
+
+    /// The target of link entry `raw` in tar member `member`; a missing target
+    /// is corrupt data. `kind` (`symlink`, `hard link`) names the link in
+    /// that message.
+    fn link_target(
+        &self,
+        member: &str,
+        entry: &tar::Entry<'_, impl Read>,
+        raw: &Path,
+        kind: &str,
+    ) -> Result<PathBuf, DebError> {
+        let link = entry
+            .link_name()
+            .map_err(|e| self.corrupt(member, e.to_string()))?
+            .ok_or_else(|| {
+                self.corrupt(member, format!("{}: {kind} without target", raw.display()))
+            })?;
+        Ok(link.into_owned())
     }
 
     /// Makes sure every ancestor of `rel` below `dest` is a real directory

@@ -102,12 +102,7 @@ pub trait Backend {
     /// Migrates the guest along `leg` and returns when the hypervisor says
     /// it completed (and the guest runs on the destination) or failed (and
     /// the guest was resumed on the source, where the hypervisor does so).
-    fn migrate(
-        &mut self,
-        leg: &Leg,
-        o: &CheckOptions,
-        progress: &mut dyn FnMut(&Event),
-    ) -> Result<Outcome, BackendError>;
+    fn migrate(&mut self, leg: &Leg, o: &CheckOptions) -> Result<Outcome, BackendError>;
 
     /// Where the guest is now, after `leg`.
     fn locate(&mut self, leg: &Leg) -> Result<Placement, BackendError>;

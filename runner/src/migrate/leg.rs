@@ -46,7 +46,7 @@ impl LegRun<'_> {
             from: from.clone(),
             to: to.clone(),
         });
-        let outcome = match self.backend.migrate(leg, self.o, self.progress) {
+        let outcome = match self.backend.migrate(leg, self.o) {
             Ok(o) => o,
             Err(e) => {
                 let _ = probe.finish();

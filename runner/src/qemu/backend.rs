@@ -402,12 +402,7 @@ impl Backend for QemuBackend {
         Ok(self.listen(leg)?)
     }
 
-    fn migrate(
-        &mut self,
-        leg: &Leg,
-        o: &CheckOptions,
-        _progress: &mut dyn FnMut(&Event),
-    ) -> Result<Outcome, BackendError> {
+    fn migrate(&mut self, leg: &Leg, o: &CheckOptions) -> Result<Outcome, BackendError> {
         Ok(self.migrate_leg(leg, o)?)
     }
 

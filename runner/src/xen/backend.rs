@@ -489,12 +489,7 @@ impl Backend for XenBackend {
         Ok(self.note_domain(leg)?)
     }
 
-    fn migrate(
-        &mut self,
-        leg: &Leg,
-        o: &CheckOptions,
-        _progress: &mut dyn FnMut(&Event),
-    ) -> Result<Outcome, BackendError> {
+    fn migrate(&mut self, leg: &Leg, o: &CheckOptions) -> Result<Outcome, BackendError> {
         Ok(self.migrate_leg(leg, o)?)
     }
 

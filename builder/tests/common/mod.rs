@@ -1,0 +1,91 @@
+//! Set-up shared by the builder's integration tests: running the `imgbuild`
+//! binary and other tools, the shipped recipe, digests and `cpio` listings.
+//!
+//! Each test binary compiles its own copy (`mod common;`) and uses only some
+//! of it, hence the module-wide `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The shipped `recipes/busybox.toml`.
+pub fn recipe_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/busybox.toml")
+}
+
+/// The `imgbuild` binary under test, without the environment variables that
+/// change what it builds (`SOURCE_DATE_EPOCH`, `IMGBUILD_INIT`).
+pub fn imgbuild_cmd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_imgbuild"));
+    c.env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("IMGBUILD_INIT");
+    c
+}
+
+/// Runs `imgbuild args…` (see [`imgbuild_cmd`]); success or not.
+pub fn imgbuild(args: &[&str]) -> Output {
+    imgbuild_cmd().args(args).output().unwrap()
+}
+
+/// The stdout of `o`, which must have succeeded (else its stderr is shown).
+pub fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Runs `cmd`, which must start and succeed (else its status, stdout and
+/// stderr are shown); its output.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd:?}: {}\n{}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// Runs the tool `cmd args…`, which must succeed (see [`run_ok`]); its stdout.
+pub fn tool(cmd: &str, args: &[&str]) -> String {
+    let o = run_ok(Command::new(cmd).args(args));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// True if `tool --version` can be run (the tool is installed).
+pub fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// The sha256 of the file at `p`, as `imgbuild`'s manifest writes it.
+pub fn sha256(p: &Path) -> String {
+    imgbuild::manifest::digest(p).unwrap().sha256
+}
+
+/// GNU `cpio -itv` of the archive at `path`, which must list; with `gzip`,
+/// the archive is decompressed by `gzip -dc` first.
+pub fn cpio_listing(path: &Path, gzip: bool) -> String {
+    if gzip {
+        tool(
+            "sh",
+            &[
+                "-c",
+                &format!("gzip -dc {} | cpio -itv 2>/dev/null", path.display()),
+            ],
+        )
+    } else {
+        let o = run_ok(Command::new("cpio").args(["-itv", "-F"]).arg(path));
+        String::from_utf8(o.stdout).unwrap()
+    }
+}
