@@ -13,6 +13,27 @@ use crate::hostname::Hostname;
 use crate::net::{Ipv4Cidr, Mac, ValueError};
 use crate::outputs::Output;
 
+/// Just the format version.
+#[derive(Deserialize)]
+struct Version {
+    manifest_version: Option<u32>,
+}
+
+/// serde's error, its position taken out of the message (it is in the fields).
+fn syntax(e: serde_json::Error) -> ManifestError {
+    let (line, column) = (e.line(), e.column());
+    let text = e.to_string();
+    let message = text
+        .strip_suffix(&format!(" at line {line} column {column}"))
+        .unwrap_or(&text)
+        .to_owned();
+    ManifestError::Syntax {
+        line,
+        column,
+        message,
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Wire {
     manifest_version: Option<u32>,
@@ -100,12 +121,10 @@ impl Manifest {
 
     /// Reads and checks manifest text.
     pub fn from_json(text: &str) -> Result<Manifest, ManifestError> {
-        let w: Wire = serde_json::from_str(text).map_err(|e| ManifestError::Syntax {
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })?;
-        match w.manifest_version {
+        // The version first: a manifest of another format is refused for
+        // that, not for the first field it lacks.
+        let v: Version = serde_json::from_str(text).map_err(syntax)?;
+        match v.manifest_version {
             Some(MANIFEST_VERSION) => {}
             Some(v) => {
                 return Err(invalid(
@@ -122,6 +141,7 @@ impl Manifest {
                 ));
             }
         }
+        let w: Wire = serde_json::from_str(text).map_err(syntax)?;
         check_guest_name(&w.name).map_err(|e| invalid("name", e.0))?;
         if w.kernel_version.is_empty() || w.kernel_version.contains(['/', ' ']) {
             return Err(invalid(

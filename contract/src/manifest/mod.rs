@@ -337,6 +337,19 @@ mod tests {
     fn syntax_error_names_line() {
         let e = parse("{\n\"name\": }").unwrap_err();
         assert!(matches!(e, ManifestError::Syntax { line: 2, .. }), "{e:?}");
+        // The position is said once.
+        assert_eq!(e.to_string().matches("line 2").count(), 1, "{e}");
+    }
+
+    #[test]
+    fn an_older_manifest_asks_for_a_rebuild() {
+        // What imgbuild wrote before the contract crate: no version, no roles.
+        let old = r#"{ "name": "busybox", "source_date_epoch": 0, "kernel_version": "6.1.0-57-amd64",
+          "guest": { "hostname": "busybox", "memory_mib": 512, "vcpus": 1, "xen_cmdline": "x", "root_label": "r" },
+          "outputs": [ { "file": "rootfs.img", "size": 1, "sha256": "00" } ] }"#;
+        let e = parse(old).unwrap_err().to_string();
+        assert!(e.starts_with("key manifest_version: missing"), "{e}");
+        assert!(e.contains("rebuild the guest"), "{e}");
     }
 
     #[test]
