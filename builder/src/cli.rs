@@ -28,6 +28,8 @@ pub enum Command {
     Man(ManArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// Show or clean the package cache (downloaded .debs, unpacked trees).
+    Cache(CacheArgs),
 }
 
 /// `imgbuild recipe`
@@ -38,18 +40,73 @@ pub struct RecipeArgs {
     /// discarded, nothing is written to --out.
     #[arg(long)]
     pub check: bool,
-    /// Print the manifest as JSON on stdout.
+    /// Print the manifest (with --check: the verdict) as JSON on stdout; an
+    /// error too, as {"ok": false, "error", "file", "line", "column", "key"}
+    /// (the place of a recipe error, else null), besides the message on
+    /// stderr.
     #[arg(long)]
     pub json: bool,
     /// Output root; files go to <OUT>/<name>/.
-    #[arg(long, value_name = "DIR", default_value = "out")]
+    #[arg(long, short = 'o', value_name = "DIR", default_value = "out")]
     pub out: PathBuf,
-    /// Download cache [default: $IMGBUILD_CACHE or ~/.cache/imgbuild].
+    /// Quiet: no progress and no summary ("built …", "ok …"); warnings and
+    /// errors still go to stderr.
+    #[arg(long, short = 'q', conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Verbose: also say where the cache is and how long each step took
+    /// (on stderr).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+    /// Package cache [default: $IMGBUILD_CACHE, else $XDG_CACHE_HOME/imgbuild,
+    /// else $HOME/.cache/imgbuild; `imgbuild cache list` shows which].
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
+    /// Build only from the cache: download nothing. An unpinned package
+    /// means the candidate of the local package lists, and its .deb must be
+    /// in the cache (verified by SHA-256).
+    #[arg(long)]
+    pub offline: bool,
     /// The recipe file.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+}
+
+/// `imgbuild cache`
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// The cache [default: $IMGBUILD_CACHE, else $XDG_CACHE_HOME/imgbuild,
+    /// else $HOME/.cache/imgbuild].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub cache: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CacheCommand,
+}
+
+/// `imgbuild cache` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Where the cache is and what it holds: each package (version,
+    /// architecture, size, sha256), the unpacked trees and their sizes, the
+    /// total.
+    List,
+    /// Remove what imgbuild put in the cache (packages, unpacked trees,
+    /// apt's package-list cache, leftovers); other files stay.
+    Clean(CacheCleanArgs),
+}
+
+/// `imgbuild cache clean`
+#[derive(Debug, Args)]
+pub struct CacheCleanArgs {
+    /// Keep the packages a build would use now (the candidates of the local
+    /// package lists, through metapackages) and their unpacked trees: those
+    /// of the RECIPEs, else of the default inputs (linux-image-amd64,
+    /// busybox-static).
+    #[arg(long)]
+    pub keep_current: bool,
+    /// Recipes whose current packages --keep-current keeps.
+    #[arg(value_name = "RECIPE", requires = "keep_current")]
+    pub recipes: Vec<PathBuf>,
 }
 
 /// Who owns files taken from the source tree.
@@ -175,6 +232,59 @@ mod tests {
         assert!(m.no_journal);
         assert_eq!(m.owner, Owner::Keep);
         assert_eq!(m.seed, Some(7));
+    }
+
+    #[test]
+    fn parses_cache_commands() {
+        let c = Cli::try_parse_from(["imgbuild", "cache", "list", "--cache", "/c"]).unwrap();
+        let Command::Cache(a) = c.command else {
+            panic!("not cache")
+        };
+        assert_eq!(a.cache.as_deref(), Some(std::path::Path::new("/c")));
+        assert!(matches!(a.command, CacheCommand::List));
+        let c = Cli::try_parse_from([
+            "imgbuild",
+            "cache",
+            "--cache",
+            "/c",
+            "clean",
+            "--keep-current",
+            "r.toml",
+        ])
+        .unwrap();
+        let Command::Cache(CacheArgs {
+            command: CacheCommand::Clean(k),
+            cache,
+        }) = c.command
+        else {
+            panic!("not cache clean")
+        };
+        assert!(k.keep_current);
+        assert_eq!(k.recipes, [PathBuf::from("r.toml")]);
+        assert!(cache.is_some());
+        assert!(Cli::try_parse_from(["imgbuild", "cache", "clean", "r.toml"]).is_err());
+        let c = Cli::try_parse_from(["imgbuild", "recipe", "--offline", "r.toml"]).unwrap();
+        let Command::Recipe(r) = c.command else {
+            panic!("not recipe")
+        };
+        assert!(r.offline);
+    }
+
+    #[test]
+    fn parses_recipe_short_options() {
+        let c = Cli::try_parse_from(["imgbuild", "recipe", "-q", "-o", "/srv", "r.toml"]).unwrap();
+        let Command::Recipe(r) = c.command else {
+            panic!("not recipe")
+        };
+        assert!(r.quiet && !r.verbose);
+        assert_eq!(r.out, PathBuf::from("/srv"));
+        let c = Cli::try_parse_from(["imgbuild", "recipe", "-v", "r.toml"]).unwrap();
+        let Command::Recipe(r) = c.command else {
+            panic!("not recipe")
+        };
+        assert!(r.verbose && !r.quiet);
+        assert_eq!(r.out, PathBuf::from("out"));
+        assert!(Cli::try_parse_from(["imgbuild", "recipe", "-q", "-v", "r.toml"]).is_err());
     }
 
     #[test]

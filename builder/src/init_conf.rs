@@ -15,14 +15,8 @@ pub fn init_config(
     stage1: &ModuleSet,
     stage2: &ModuleSet,
 ) -> InitConfig {
-    let shell = split_words(&recipe.init.shell).unwrap_or_else(|_| {
-        recipe
-            .init
-            .shell
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect()
-    });
+    // The recipe checked the words.
+    let shell = split_words(&recipe.init.shell.value).unwrap_or_default();
     InitConfig {
         stage,
         kernel_version: kver.to_owned(),
@@ -35,7 +29,12 @@ pub fn init_config(
             .as_ref()
             .map(|n| NetConfig::guest(n.address, n.gateway, Some(n.mac))),
         shell,
-        services: recipe.init.services.clone(),
+        services: recipe
+            .init
+            .services
+            .iter()
+            .map(|s| s.value.clone())
+            .collect(),
         status: StatusConfig {
             enabled: recipe.init.status_enabled,
             port: recipe.init.status_port,

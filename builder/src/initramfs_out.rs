@@ -38,9 +38,9 @@ pub fn write(plan: &Plan, epoch: i64, path: &Path) -> Result<u64, InitramfsOutEr
                     source,
                 })?
             }
-            Node::HostTree(p) => {
+            Node::HostTree { src, .. } => {
                 a.add(Record::dir(name, perm))?;
-                a.add_host_tree(p, name)?;
+                a.add_host_tree(src, name)?;
                 continue;
             }
             Node::Symlink(t) => Record::symlink(name, t),

@@ -130,3 +130,83 @@ pub fn collect(tree: &ModuleTree, resolutions: &[&Resolution]) -> Result<ModuleS
     set.modules_dep = dep.render();
     Ok(set)
 }
+
+/// The drivers a guest needs on each platform: its root disk's (which must
+/// be in the initramfs) and its NIC's.
+const PLATFORM_DRIVERS: [(&str, &[&str], &[&str]); 2] = [
+    ("Xen", &["xen-blkfront"], &["xen-netfront"]),
+    (
+        "QEMU",
+        &["virtio_blk", "virtio_pci"],
+        &["virtio_net", "virtio_pci"],
+    ),
+];
+
+/// True if `module` is loaded by `r` (itself or as a dependency).
+fn loads(r: &Resolution, module: &str) -> bool {
+    r.modules.iter().any(|m| name::same(&m.name, module))
+}
+
+/// A default module list cut to what `tree` has (as a module or built in),
+/// so that a kernel without one of them gets the clear error of
+/// [`check_platform_drivers`] rather than "does not exist".
+pub fn available_defaults(tree: &ModuleTree, list: &[Located<String>]) -> Vec<Located<String>> {
+    list.iter()
+        .filter(|m| tree.lookup(&m.value).is_some() || tree.is_builtin(&m.value))
+        .cloned()
+        .collect()
+}
+
+/// Refuses a guest that could not find its root disk on a platform (its
+/// block driver neither built in nor in the initramfs), and warns when its
+/// network could not come up (NIC driver neither built in nor loaded).
+/// Returns the warnings.
+pub fn check_platform_drivers(
+    recipe: &Recipe,
+    tree: &ModuleTree,
+    stage1: &Resolution,
+    stage2: &Resolution,
+) -> Result<Vec<RecipeError>, RecipeError> {
+    let missing = |drivers: &[&str], r: &[&Resolution]| -> Vec<String> {
+        drivers
+            .iter()
+            .filter(|d| !tree.is_builtin(d) && !r.iter().any(|r| loads(r, d)))
+            .map(|d| (*d).to_owned())
+            .collect()
+    };
+    let at = |key_loc: Option<crate::recipe::Loc>| key_loc.unwrap_or_default();
+    let mut warnings = Vec::new();
+    for (platform, disk, nic) in PLATFORM_DRIVERS {
+        let m = missing(disk, &[stage1]);
+        if !m.is_empty() {
+            let how = match recipe.modules.initramfs_key {
+                Some(_) => format!("add {} to [modules] initramfs", m.join(", ")),
+                None => "list the drivers this kernel needs in [modules] initramfs".to_owned(),
+            };
+            return Err(recipe.error_at(
+                at(recipe.modules.initramfs_key),
+                "modules.initramfs",
+                format!(
+                    "the guest could not find its root disk under {platform}: {} is neither built into kernel {} nor in the initramfs; {how}",
+                    m.join(" and "),
+                    tree.kernel_version()
+                ),
+            ));
+        }
+        if recipe.network.is_some() {
+            let m = missing(nic, &[stage1, stage2]);
+            if !m.is_empty() {
+                warnings.push(recipe.error_at(
+                    at(recipe.modules.load_key),
+                    "modules.load",
+                    format!(
+                        "the guest's network will not come up under {platform}: {} is neither built into kernel {} nor loaded; add it to [modules] load",
+                        m.join(" and "),
+                        tree.kernel_version()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(warnings)
+}

@@ -6,6 +6,7 @@ pub mod init_conf;
 pub mod initramfs;
 pub mod initramfs_out;
 pub mod inspect;
+pub mod interrupt;
 pub mod kernel;
 pub mod kmods;
 pub mod manifest;

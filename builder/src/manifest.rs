@@ -7,14 +7,23 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use guest_contract::cmdline::Platform;
-use guest_contract::manifest::{Cmdlines, GuestFacts, GuestNet, Manifest, OutputFile};
+use guest_contract::manifest::{
+    Cmdlines, GuestFacts, GuestNet, InputRecord, InputSource, Manifest, OutputFile,
+};
 use guest_contract::outputs::Output;
 use sha2::{Digest as _, Sha256};
 
 use crate::recipe::Recipe;
+use crate::sources::Origin;
 
 /// The manifest of `recipe`'s build, with its hashed `outputs`.
-pub fn manifest_for(recipe: &Recipe, epoch: i64, kver: &str, outputs: Vec<OutputFile>) -> Manifest {
+pub fn manifest_for(
+    recipe: &Recipe,
+    epoch: i64,
+    kver: &str,
+    inputs: Vec<InputRecord>,
+    outputs: Vec<OutputFile>,
+) -> Manifest {
     Manifest {
         name: recipe.guest.name.clone(),
         source_date_epoch: epoch,
@@ -38,8 +47,64 @@ pub fn manifest_for(recipe: &Recipe, epoch: i64, kver: &str, outputs: Vec<Output
             xen: recipe.kernel_cmdline(Platform::Xen),
             qemu: recipe.kernel_cmdline(Platform::Qemu),
         },
+        inputs,
         outputs,
     }
+}
+
+/// The manifest's record of input `input` (`kernel`, `busybox`) from
+/// `origin`: for a package, what was requested and the `.deb` used; for a
+/// local `.deb`, its path and SHA-256; for a local file or directory,
+/// `used` (the kernel image or busybox binary taken from it) and its
+/// SHA-256.
+pub fn input_record(input: &str, origin: &Origin, used: &Path) -> io::Result<InputRecord> {
+    let source = match origin {
+        Origin::Package { requested, deb } => InputSource::Package {
+            requested: requested.to_string(),
+            package: deb.package.clone(),
+            version: deb.version.clone(),
+            architecture: deb.architecture.clone(),
+            sha256: deb.sha256.clone(),
+        },
+        Origin::LocalDeb { path, sha256 } => InputSource::Path {
+            path: path.display().to_string(),
+            sha256: sha256.clone(),
+        },
+        Origin::Local { .. } => InputSource::Path {
+            path: std::path::absolute(used)?.display().to_string(),
+            sha256: digest(used)?.sha256,
+        },
+    };
+    Ok(InputRecord {
+        input: input.to_owned(),
+        source,
+        busybox_version: None,
+    })
+}
+
+/// The version the busybox binary at `busybox` reports (`1.35.0` from the
+/// first line of `busybox --help`, "BusyBox v1.35.0 (Debian …) multi-call
+/// binary."); `None` if it says none. It runs on the build host, as for
+/// `--list-full`.
+pub fn busybox_version(busybox: &Path) -> Option<String> {
+    let out = std::process::Command::new(busybox)
+        .arg("--help")
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = [out.stdout, out.stderr].concat();
+    parse_busybox_version(&String::from_utf8_lossy(&text))
+}
+
+/// `1.35.0` from a line "BusyBox v1.35.0 (…) multi-call binary.".
+pub fn parse_busybox_version(text: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let v = l.trim().strip_prefix("BusyBox v")?;
+        let v = v.split_whitespace().next()?;
+        v.starts_with(|c: char| c.is_ascii_digit())
+            .then(|| v.to_owned())
+    })
 }
 
 /// A file's apparent size and SHA-256.
@@ -123,6 +188,67 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn busybox_versions() {
+        let help = "BusyBox v1.35.0 (Debian 1:1.35.0-4+deb12u1+b1) multi-call binary.\nBusyBox is copyrighted by many authors\n";
+        assert_eq!(parse_busybox_version(help).as_deref(), Some("1.35.0"));
+        assert_eq!(
+            parse_busybox_version("BusyBox v1.37.0.git (2024-01-01) multi-call binary.").as_deref(),
+            Some("1.37.0.git")
+        );
+        assert_eq!(parse_busybox_version("sh: busybox: not found"), None);
+        assert_eq!(parse_busybox_version("BusyBox vX"), None);
+        let host = Path::new("/bin/busybox");
+        if host.exists() {
+            assert!(busybox_version(host).is_some());
+        }
+    }
+
+    #[test]
+    fn input_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("busybox");
+        std::fs::write(&bin, b"abc").unwrap();
+        let r = input_record(
+            "busybox",
+            &Origin::Local {
+                path: dir.path().into(),
+            },
+            &bin,
+        )
+        .unwrap();
+        assert_eq!(
+            r.source,
+            InputSource::Path {
+                path: bin.display().to_string(),
+                sha256: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".into()
+            }
+        );
+        let deb = crate::sources::FetchedDeb {
+            path: dir.path().join("k.deb"),
+            package: "linux-image-6.1.0-57-amd64".into(),
+            version: "6.1.192-3".into(),
+            architecture: "amd64".into(),
+            sha256: "0".repeat(64),
+        };
+        let origin = Origin::Package {
+            requested: "linux-image-amd64".parse().unwrap(),
+            deb,
+        };
+        let r = input_record("kernel", &origin, &bin).unwrap();
+        assert_eq!(r.input, "kernel");
+        assert_eq!(
+            r.source,
+            InputSource::Package {
+                requested: "linux-image-amd64".into(),
+                package: "linux-image-6.1.0-57-amd64".into(),
+                version: "6.1.192-3".into(),
+                architecture: "amd64".into(),
+                sha256: "0".repeat(64),
+            }
+        );
+    }
 
     #[test]
     fn hashes_a_file() {

@@ -1,6 +1,6 @@
 //! Progress bars (indicatif) on stderr, hidden when stderr is not a terminal.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -38,6 +38,12 @@ impl Progress {
         }
     }
 
+    /// Also prints how long each step took (as `IMGBUILD_TIMINGS` does).
+    pub fn with_timings(mut self, on: bool) -> Progress {
+        self.timings |= on;
+        self
+    }
+
     /// A progress sink that never draws.
     pub fn hidden() -> Progress {
         Progress::new(false)
@@ -62,7 +68,9 @@ impl Progress {
     /// Finishes the current step (leaves it on screen with a check mark).
     pub fn finish_step(&mut self) {
         if let Some((name, start)) = self.timing.take() {
-            eprintln!(
+            // Not eprintln!: a closed stderr is no reason to panic.
+            let _ = writeln!(
+                std::io::stderr(),
                 "imgbuild: {name}: {:.1} ms",
                 start.elapsed().as_secs_f64() * 1000.0
             );

@@ -428,7 +428,7 @@ fn local_inputs_and_extra_files() {
     // The packages the shipped recipe uses, unpacked in the cache.
     let tmp = tempfile::tempdir().unwrap();
     build(&tmp.path().join("warm"), &recipe_path());
-    let unpacked = imgbuild::pipeline::default_cache().join("unpacked");
+    let unpacked = imgbuild::pipeline::cache_dir().unwrap().join("unpacked");
     let find = |prefix: &str| {
         std::fs::read_dir(&unpacked)
             .unwrap()

@@ -6,7 +6,10 @@ mod common;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use common::{imgbuild, ok, sha256 as sha, tool};
+use common::{
+    imgbuild, imgbuild_cmd, imgbuild_into_closed_pipe, ok, one_error, recipe_path, sha256 as sha,
+    tool,
+};
 
 fn sample_tree(root: &Path) {
     std::fs::create_dir_all(root.join("etc/sub")).unwrap();
@@ -157,5 +160,114 @@ fn man_pages_and_completions() {
             s.contains("imgbuild") && s.contains("mkfs") && s.contains("recipe"),
             "{shell}"
         );
+    }
+}
+
+/// Each error is one line, each cause in it once.
+#[test]
+fn errors_are_printed_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = |p: &str| tmp.path().join(p).to_str().unwrap().to_owned();
+    std::fs::write(t("bad.toml"), "[guest]\nname = \"x\"\nbogus = 1\n").unwrap();
+    std::fs::write(t("a-file"), "").unwrap();
+    std::fs::create_dir(t("tree")).unwrap();
+    let recipe = recipe_path();
+    let recipe = recipe.to_str().unwrap();
+
+    let missing = t("missing.toml");
+    let o = imgbuild(&["recipe", &missing]);
+    one_error(&o, "No such file or directory");
+    one_error(&o, &missing);
+    one_error(
+        &imgbuild(&["recipe", &t("bad.toml")]),
+        "unknown key `bogus`",
+    );
+    one_error(&imgbuild(&["inspect", &t("none.img")]), "No such file");
+    let o = imgbuild_cmd()
+        .env("SOURCE_DATE_EPOCH", "soon")
+        .args(["recipe", "--out", &t("out"), recipe])
+        .output()
+        .unwrap();
+    one_error(&o, "SOURCE_DATE_EPOCH=\"soon\" is not a number");
+    one_error(
+        &imgbuild(&["mkfs", &t("no-dir"), &t("x.img")]),
+        "not a directory",
+    );
+    one_error(
+        &imgbuild(&["mkfs", &t("tree"), &t("no-dir/x.img")]),
+        "does not exist",
+    );
+    let o = imgbuild(&["recipe", "--out", &t("a-file"), recipe]);
+    one_error(
+        &o,
+        &format!("--out {}: is a file, not a directory", t("a-file")),
+    );
+    // Nothing was left behind by any of them.
+    let mut left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["a-file", "bad.toml", "tree"]);
+}
+
+/// `--out` at a file (or under one) is refused before anything is fetched
+/// or written, for a build and a check alike.
+#[test]
+fn out_at_a_file_is_refused_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("f");
+    std::fs::write(&file, "keep").unwrap();
+    let f = file.to_str().unwrap();
+    // An empty cache: had it fetched anything, it would be there.
+    let cache = tmp.path().join("cache");
+    let c = cache.to_str().unwrap();
+    let recipe = recipe_path();
+    let r = recipe.to_str().unwrap();
+    for check in [false, true] {
+        let mut args = vec!["recipe", "--cache", c, "--out", f, r];
+        if check {
+            args.insert(1, "--check");
+        }
+        one_error(
+            &imgbuild(&args),
+            &format!("--out {f}: is a file, not a directory"),
+        );
+        let under = format!("{f}/sub");
+        args[if check { 5 } else { 4 }] = &under;
+        one_error(
+            &imgbuild(&args),
+            &format!("--out {under}: {f} is a file, not a directory"),
+        );
+    }
+    assert!(!cache.exists(), "fetched before refusing --out");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
+}
+
+/// A reader that goes away (`imgbuild … | head`) ends the command quietly,
+/// with status 0: no panic, no error.
+#[test]
+fn closed_stdout_is_a_quiet_success() {
+    let (_tmp, tree, img) = scratch_with_tree("p.img");
+    ok(imgbuild(&[
+        "mkfs",
+        tree.to_str().unwrap(),
+        img.to_str().unwrap(),
+    ]));
+    let man = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["completions", "fish"],
+        vec!["completions", "bash"],
+        vec!["--help"],
+        vec!["recipe", "--help"],
+        vec!["--version"],
+        vec!["inspect", "-r", img.to_str().unwrap()],
+        vec!["man", man.path().to_str().unwrap()],
+        vec!["cache", "list", "--cache", man.path().to_str().unwrap()],
+    ] {
+        let (code, err) = imgbuild_into_closed_pipe(&args);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?}: {err}");
     }
 }

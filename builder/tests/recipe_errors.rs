@@ -102,7 +102,7 @@ const CASES: &[Case] = &[
         full: true,
         line_col: "3:1",
         key: "guest.memroy",
-        message: "unknown field `memroy`",
+        message: "unknown key `memroy` in guest; expected one of name, memory, vcpus, hostname (did you mean `memory`?)",
     },
     Case {
         name: "unknown section",
@@ -110,7 +110,7 @@ const CASES: &[Case] = &[
         full: true,
         line_col: "1:",
         key: "gust",
-        message: "unknown field `gust`",
+        message: "unknown key `gust` at the top level; expected one of guest, inputs, rootfs, modules, network, xen, init (did you mean `guest`?)",
     },
     Case {
         name: "dest escapes root",
@@ -182,7 +182,7 @@ const CASES: &[Case] = &[
         full: true,
         line_col: "4:9",
         key: "guest.vcpus",
-        message: "1 to 512",
+        message: "0 vCPUs: imgbuild allows 1 to 512 (512 is the most vCPUs Xen supports in a PV guest)",
     },
     Case {
         name: "bad guest name",
@@ -214,7 +214,7 @@ const CASES: &[Case] = &[
         full: true,
         line_col: "3:9",
         key: "guest.vcpus",
-        message: "invalid type",
+        message: "guest.vcpus is a whole number, not a string",
     },
     Case {
         name: "package and path",
@@ -223,6 +223,220 @@ const CASES: &[Case] = &[
         line_col: "5:10",
         key: "inputs.kernel",
         message: "exactly one of `package` or `path`",
+    },
+    // A mode is an octal string; TOML integers are refused with the
+    // string to write instead (644 is decimal 644, 0o644 is 420).
+    Case {
+        name: "integer mode 644",
+        text: "[[rootfs.files]]\ndest = \"/a\"\ntext = \"x\"\nmode = 644\n",
+        full: false,
+        line_col: "7:8",
+        key: "rootfs.files[0].mode",
+        message: "mode 644 is a number; write the mode as an octal string: mode = \"0644\"",
+    },
+    Case {
+        name: "integer mode 0o644",
+        text: "[[rootfs.files]]\ndest = \"/a\"\ntext = \"x\"\nmode = 0o644\n",
+        full: false,
+        line_col: "7:8",
+        key: "rootfs.files[0].mode",
+        message: "write the mode as an octal string: mode = \"0644\"",
+    },
+    Case {
+        name: "integer mode 999 (not octal digits)",
+        text: "[[rootfs.files]]\ndest = \"/a\"\ntext = \"x\"\nmode = 999\n",
+        full: false,
+        line_col: "7:8",
+        key: "rootfs.files[0].mode",
+        message: "mode = \"01747\"",
+    },
+    // Inputs: an unknown key inside the table, and a value of neither form.
+    Case {
+        name: "misspelt input key",
+        text: "[inputs]\nkernel = { pakage = \"x\" }\n",
+        full: false,
+        line_col: "5:12",
+        key: "inputs.kernel.pakage",
+        message: "unknown key `pakage` in inputs.kernel; expected one of package, version, path, modules (did you mean `package`?)",
+    },
+    Case {
+        name: "misspelt input key ([inputs.kernel] table)",
+        text: "[inputs.kernel]\npakage = \"x\"\n",
+        full: false,
+        line_col: "5:1",
+        key: "inputs.kernel.pakage",
+        message: "unknown key `pakage` in inputs.kernel",
+    },
+    Case {
+        name: "input of the wrong kind",
+        text: "[inputs]\nkernel = 5\n",
+        full: false,
+        line_col: "5:10",
+        key: "inputs.kernel",
+        message: "inputs.kernel is a package or a path, not a number: write kernel = \"pkg\", \"pkg=version\", { package = \"pkg\", version = \"v\" } or { path = \"…\" }",
+    },
+    Case {
+        name: "input key of the wrong type",
+        text: "[inputs]\nbusybox = { package = 5 }\n",
+        full: false,
+        line_col: "5:23",
+        key: "inputs.busybox.package",
+        message: "inputs.busybox.package is a string, not a number: write package = \"5\"",
+    },
+    // Lists written as tables or scalars.
+    Case {
+        name: "[rootfs.files] with single brackets",
+        text: "[rootfs.files]\ndest = \"/a\"\ntext = \"x\"\n",
+        full: false,
+        line_col: "4:1",
+        key: "rootfs.files",
+        message: "rootfs.files is a list of tables: write [[rootfs.files]] (double brackets) for each file",
+    },
+    Case {
+        name: "[init.services] with single brackets",
+        text: "[init.services]\ncommand = [\"/sbin/syslogd\", \"-n\"]\n",
+        full: false,
+        line_col: "4:1",
+        key: "init.services",
+        message: "init.services is a list of tables: write [[init.services]] (double brackets) for each service",
+    },
+    Case {
+        name: "modules.load as a string",
+        text: "[modules]\nload = \"virtio_net\"\n",
+        full: false,
+        line_col: "5:8",
+        key: "modules.load",
+        message: "modules.load is a list: write load = [\"virtio_net\"]",
+    },
+    Case {
+        name: "service command as a string",
+        text: "[[init.services]]\ncommand = \"/sbin/syslogd -n\"\n",
+        full: false,
+        line_col: "5:11",
+        key: "init.services[0].command",
+        message: "write command = [\"/sbin/syslogd\", \"-n\"]",
+    },
+    Case {
+        name: "list item of the wrong type",
+        text: "[modules]\ninitramfs = [\"xen-blkfront\", 5]\n",
+        full: false,
+        line_col: "5:30",
+        key: "modules.initramfs",
+        message: "modules.initramfs is a list of strings: write 5 as \"5\"",
+    },
+    // Wrong types in recipe words, with the form to write.
+    Case {
+        name: "quoted vcpus",
+        text: "[guest]\nname = \"t\"\nvcpus = \"2\"\n",
+        full: true,
+        line_col: "3:9",
+        key: "guest.vcpus",
+        message: "guest.vcpus is a whole number: write vcpus = 2 (without quotes)",
+    },
+    Case {
+        name: "vcpus too large for any number",
+        text: "[guest]\nname = \"t\"\nvcpus = 99999999999999999999\n",
+        full: true,
+        line_col: "3:9",
+        key: "guest.vcpus",
+        message: "`99999999999999999999` is too large for guest.vcpus",
+    },
+    Case {
+        name: "unquoted name",
+        text: "[guest]\nname = 5\n",
+        full: true,
+        line_col: "2:8",
+        key: "guest.name",
+        message: "guest.name is a string, not a number: write name = \"5\"",
+    },
+    Case {
+        name: "quoted boolean",
+        text: "[[rootfs.files]]\ndest = \"/a\"\ndirectory = \"yes\"\n",
+        full: false,
+        line_col: "6:13",
+        key: "rootfs.files[0].directory",
+        message: "rootfs.files[0].directory is true or false: write directory = true (without quotes)",
+    },
+    Case {
+        name: "device as a string",
+        text: "[[rootfs.files]]\ndest = \"/dev/x\"\nchar_device = \"5:1\"\n",
+        full: false,
+        line_col: "6:15",
+        key: "rootfs.files[0].char_device",
+        message: "rootfs.files[0].char_device is a table, not a string: write char_device = { major = 5, minor = 1 }",
+    },
+    Case {
+        name: "quoted device number",
+        text: "[[rootfs.files]]\ndest = \"/dev/x\"\nchar_device = { major = \"5\", minor = 1 }\n",
+        full: false,
+        line_col: "6:25",
+        key: "rootfs.files[0].char_device.major",
+        message: "write major = 5 (without quotes)",
+    },
+    Case {
+        name: "negative device number",
+        text: "[[rootfs.files]]\ndest = \"/dev/x\"\nblock_device = { major = -1, minor = 0 }\n",
+        full: false,
+        line_col: "6:26",
+        key: "rootfs.files[0].block_device.major",
+        message: "`-1` is out of range: rootfs.files[0].block_device.major is a whole number from 0 to 4294967295",
+    },
+    Case {
+        name: "section as a string",
+        text: "network = \"10.0.0.2/24\"\n[guest]\nname = \"t\"\n",
+        full: true,
+        line_col: "1:11",
+        key: "network",
+        message: "network is a table, not a string: write [network] and its keys on the lines below it",
+    },
+    Case {
+        name: "section with double brackets",
+        text: "[[guest]]\nname = \"t\"\n",
+        full: true,
+        line_col: "1:1",
+        key: "guest",
+        message: "guest is a table, not a list: write [guest] (single brackets)",
+    },
+    Case {
+        name: "root_wait with a unit",
+        text: "[init]\nroot_wait = \"30s\"\n",
+        full: false,
+        line_col: "5:13",
+        key: "init.root_wait",
+        message: "init.root_wait is a whole number, not a string: write root_wait = 30",
+    },
+    Case {
+        name: "missing required key",
+        text: "[[rootfs.files]]\ntext = \"x\"\n",
+        full: false,
+        line_col: "4:1",
+        key: "rootfs.files[0].dest",
+        message: "this [[rootfs.files]] entry has no `dest`",
+    },
+    Case {
+        name: "missing [guest]",
+        text: "[xen]\nbridge = \"xenbr0\"\n",
+        full: true,
+        line_col: "1:1",
+        key: "guest",
+        message: "the recipe has no [guest] table",
+    },
+    // Memory is bounded by what a Linux PV guest can use.
+    Case {
+        name: "memory too large",
+        text: "[guest]\nname = \"t\"\nmemory = \"100T\"\n",
+        full: true,
+        line_col: "3:10",
+        key: "guest.memory",
+        message: "at most 512 GiB (Linux PV guests are limited to 512 GiB by default, CONFIG_XEN_512GB)",
+    },
+    Case {
+        name: "memory just over the bound",
+        text: "[guest]\nname = \"t\"\nmemory = \"524289M\"\n",
+        full: true,
+        line_col: "3:10",
+        key: "guest.memory",
+        message: "at most 512 GiB",
     },
 ];
 
@@ -240,6 +454,66 @@ fn tree_files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Runs `imgbuild recipe` (with and without `--check`) on `text`; what is
+/// wrong: success, an error without `file:line_col`, without `key `key``
+/// (unless `key` is empty) or without `message`, or anything written or
+/// fetched.
+fn check_case(
+    tmp: &Path,
+    name: &str,
+    text: &[u8],
+    line_col: &str,
+    key: &str,
+    message: &str,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    let file = tmp.join("case.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = tmp.join("out");
+    for check in [true, false] {
+        let mut cmd = imgbuild_cmd();
+        cmd.arg("recipe")
+            .arg("--out")
+            .arg(&out)
+            .arg("--cache")
+            .arg(tmp.join("cache"));
+        if check {
+            cmd.arg("--check");
+        }
+        let o = cmd.arg(&file).output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let want_loc = format!("{}:{line_col}", file.display());
+        let want_key = format!("key `{key}`");
+        if o.status.success()
+            || !stderr.contains(&want_loc)
+            || (!key.is_empty() && !stderr.contains(&want_key))
+            || !stderr.contains(message)
+        {
+            failures.push(format!(
+                "{name} (check={check}): status {}, want {want_loc:?} {want_key:?} {message:?}, got: {stderr}",
+                o.status
+            ));
+        }
+        let written = tree_files(&out);
+        if !written.is_empty() {
+            failures.push(format!("{name}: wrote {written:?}"));
+        }
+        if tmp.join("cache").exists() {
+            failures.push(format!("{name}: fetched inputs before validating"));
+        }
+    }
+    failures
+}
+
+fn assert_no_failures(failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 #[test]
 fn recipe_errors_name_file_line_key_and_write_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -250,48 +524,47 @@ fn recipe_errors_name_file_line_key_and_write_nothing() {
         } else {
             format!("{BASE}{}", case.text)
         };
-        let file = tmp.path().join("case.toml");
-        std::fs::write(&file, &text).unwrap();
-        let out = tmp.path().join("out");
-        for check in [true, false] {
-            let mut cmd = imgbuild_cmd();
-            cmd.arg("recipe")
-                .arg("--out")
-                .arg(&out)
-                .arg("--cache")
-                .arg(tmp.path().join("cache"));
-            if check {
-                cmd.arg("--check");
-            }
-            let o = cmd.arg(&file).output().unwrap();
-            let stderr = String::from_utf8_lossy(&o.stderr);
-            let want_loc = format!("{}:{}", file.display(), case.line_col);
-            let want_key = format!("key `{}`", case.key);
-            if o.status.success()
-                || !stderr.contains(&want_loc)
-                || !stderr.contains(&want_key)
-                || !stderr.contains(case.message)
-            {
-                failures.push(format!(
-                    "{} (check={check}): status {}, want {want_loc:?} {want_key:?} {:?}, got: {stderr}",
-                    case.name, o.status, case.message
-                ));
-            }
-            let written = tree_files(&out);
-            if !written.is_empty() {
-                failures.push(format!("{}: wrote {written:?}", case.name));
-            }
-            if tmp.path().join("cache").exists() {
-                failures.push(format!("{}: fetched inputs before validating", case.name));
-            }
-        }
+        failures.extend(check_case(
+            tmp.path(),
+            case.name,
+            text.as_bytes(),
+            case.line_col,
+            case.key,
+            case.message,
+        ));
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures);
+}
+
+/// A byte that is not UTF-8, even in a comment, is named with its place
+/// (line and column counted in the valid text before it).
+#[test]
+fn non_utf8_recipe_names_line_column_and_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for (name, text, line_col, message) in [
+        (
+            "latin-1 byte in a comment",
+            &b"[guest]\nname = \"t\"\n# caf\xe9\n"[..],
+            "3:6",
+            "the recipe is not UTF-8 text: byte 0xE9",
+        ),
+        (
+            "stray byte after multi-byte characters",
+            &b"[guest]\nname = \"t\" # \xc3\xa9t\xc3\xa9 \xff\n"[..],
+            "2:18",
+            "the recipe is not UTF-8 text: byte 0xFF",
+        ),
+        (
+            "truncated sequence on line 1",
+            &b"\xe2\x82"[..],
+            "1:1",
+            "the recipe is not UTF-8 text: byte 0xE2",
+        ),
+    ] {
+        failures.extend(check_case(tmp.path(), name, text, line_col, "", message));
+    }
+    assert_no_failures(&failures);
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //! | [`net`], [`hostname`] | MAC, IPv4 address/prefix, interface and host names | builder | init, runner |
 //! | [`kernel_ip`], [`cmdline`] | the kernel command line (`root=`, `ip=`, `init.*`) | builder | init |
 //! | [`init_config`], [`words`] | `/etc/imgbuild/init.conf` | builder | init |
+//! | [`mounts`] | what the init mounts over the root image | init | builder (warnings) |
 //! | [`status`] | the guest status service's requests and replies | init (replies) | runner (requests) |
 //! | [`xl_cfg`] | the Xen domain configuration, `<name>.cfg` | builder | Xen hosts, runner |
 //!
@@ -39,6 +40,7 @@ pub mod init_config;
 pub mod json;
 pub mod kernel_ip;
 pub mod manifest;
+pub mod mounts;
 pub mod net;
 pub mod outputs;
 pub mod status;

@@ -71,13 +71,15 @@ impl Geometry {
         let by_ratio = (blocks * bs / INODE_RATIO).max(16);
         let wanted = by_ratio.max(inodes_needed).max(inodes_wanted);
         let mut ipg = wanted.div_ceil(groups).div_ceil(align) * align;
-        let cap = (u64::from(bpg) / align) * align;
+        // At most one inode per block of a group, and (as mke2fs caps it) no
+        // more inodes than the 32-bit inode count holds: a big filesystem
+        // gets fewer inodes than its ratio asks, not an error.
+        let cap =
+            ((u64::from(bpg) / align) * align).min((u64::from(u32::MAX) / groups) / align * align);
         ipg = ipg.min(cap);
         let max = ipg * groups;
-        if max < inodes_needed || max > u64::from(u32::MAX) {
-            return Err(GeometryError::Inodes {
-                max: (cap * groups).min(u64::from(u32::MAX)),
-            });
+        if max < inodes_needed {
+            return Err(GeometryError::Inodes { max: cap * groups });
         }
         let itable_blocks = ipg / per_block;
         Ok(Geometry {
@@ -228,6 +230,18 @@ mod tests {
         assert_eq!(l.inode_table[0], BlockNo(19));
         assert_eq!(l.inode_table[1], BlockNo(19 + 128));
         assert!(Geometry::new(1024, 2048, 100_000, 0).is_err());
+    }
+
+    #[test]
+    fn huge_filesystems_get_at_most_2_pow_32_inodes() {
+        // 100 TiB with 4 KiB blocks: its ratio asks for 6.7e9 inodes.
+        let g = Geometry::new(4096, 100 << 28, 325, 0).unwrap();
+        assert!(
+            g.inodes_count() <= u64::from(u32::MAX),
+            "{}",
+            g.inodes_count()
+        );
+        assert!(g.inodes_count() > 4_000_000_000, "{}", g.inodes_count());
     }
 
     #[test]

@@ -42,9 +42,9 @@ use std::path::Path;
 pub use error::Error;
 pub use options::{
     BlockSize, EntryKind, FileData, Metadata, Options, OwnerPolicy, ParseSizeError, SizeSpec,
-    Timestamp,
+    Timestamp, TreeOverrides,
 };
-pub use report::{Progress, WriteReport};
+pub use report::{Fit, Progress, WriteReport};
 pub use units::{BlockNo, InodeNo};
 
 /// Collects entries, then writes an ext4 image.
@@ -83,11 +83,23 @@ impl FsBuilder {
     /// All four times of an entry are the source's mtime, clamped to
     /// [`Options::timestamp`] when that is set.
     pub fn add_tree(&mut self, host_dir: &Path, dest: &str) -> Result<(), Error> {
+        self.add_tree_with(host_dir, dest, TreeOverrides::default())
+    }
+
+    /// [`FsBuilder::add_tree`], with the modes or owner of `overrides`
+    /// instead of the source's.
+    pub fn add_tree_with(
+        &mut self,
+        host_dir: &Path,
+        dest: &str,
+        overrides: TreeOverrides,
+    ) -> Result<(), Error> {
         let mut w = source::Walker {
             tree: &mut self.tree,
             owner: self.opts.owner,
             clamp: self.opts.timestamp,
             links: HashMap::new(),
+            overrides,
         };
         let meta = w.dir_meta(host_dir)?;
         let id = w.tree.add(dest, EntryKind::Dir, meta)?;
@@ -98,6 +110,13 @@ impl FsBuilder {
     /// root:root. An existing file is replaced; an existing directory gets new metadata.
     pub fn add(&mut self, path: &str, kind: EntryKind, meta: Metadata) -> Result<(), Error> {
         self.tree.add(path, kind, meta).map(|_| ())
+    }
+
+    /// Decides everything a write would (geometry, size, where everything
+    /// goes) without writing: the image's size, or why the contents do not
+    /// fit. Host files are only looked at (sizes, holes), not read.
+    pub fn check(&mut self) -> Result<Fit, Error> {
+        writer::check(&mut self.tree, &self.opts, self.build_time)
     }
 
     /// Writes the image to a temp file next to `image` and renames it into place.

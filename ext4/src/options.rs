@@ -100,6 +100,18 @@ pub enum OwnerPolicy {
     Keep,
 }
 
+/// What [`crate::FsBuilder::add_tree_with`] sets instead of what the host
+/// tree says; `None` keeps the source's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TreeOverrides {
+    /// Permission bits of every regular file.
+    pub file_mode: Option<u16>,
+    /// Permission bits of every directory, the top one included.
+    pub dir_mode: Option<u16>,
+    /// Owner (uid, gid) of every entry, whatever the [`OwnerPolicy`].
+    pub owner: Option<(u32, u32)>,
+}
+
 /// Options for a filesystem build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {

@@ -20,6 +20,17 @@ pub struct WriteReport {
     pub uuid: [u8; 16],
 }
 
+/// What [`crate::FsBuilder::check`] found: the image would fit, at this size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fit {
+    /// Apparent size the image file would have, in bytes.
+    pub size_bytes: u64,
+    /// Filesystem size in blocks.
+    pub blocks_count: u64,
+    /// Inodes the contents need, the reserved ones included.
+    pub inodes_used: u64,
+}
+
 /// How far [`crate::FsBuilder::write_with_progress`] has got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {

@@ -9,7 +9,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::options::{FileData, Metadata, OwnerPolicy, Timestamp};
+use crate::options::{FileData, Metadata, OwnerPolicy, Timestamp, TreeOverrides};
 use crate::tree::{NodeId, NodeKind, SourceStat, Tree};
 
 /// State for one `add_tree` call.
@@ -20,6 +20,8 @@ pub(crate) struct Walker<'a> {
     pub clamp: Option<i64>,
     /// (dev, ino) of multiply-linked sources already added -> their node.
     pub links: HashMap<(u64, u64), NodeId>,
+    /// Modes and owner set for the whole tree.
+    pub overrides: TreeOverrides,
 }
 
 fn read_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -91,8 +93,25 @@ impl Walker<'_> {
                 t = Timestamp::from_secs(c);
             }
         }
-        let mut meta = Metadata::new((m.mode() & 0o7777) as u16, t);
-        if self.owner == OwnerPolicy::Keep {
+        let mode = match (self.overrides, m.file_type()) {
+            (
+                TreeOverrides {
+                    dir_mode: Some(d), ..
+                },
+                ft,
+            ) if ft.is_dir() => d,
+            (
+                TreeOverrides {
+                    file_mode: Some(f), ..
+                },
+                ft,
+            ) if ft.is_file() => f,
+            _ => (m.mode() & 0o7777) as u16,
+        };
+        let mut meta = Metadata::new(mode, t);
+        if let Some((uid, gid)) = self.overrides.owner {
+            (meta.uid, meta.gid) = (uid, gid);
+        } else if self.owner == OwnerPolicy::Keep {
             meta.uid = m.uid();
             meta.gid = m.gid();
         }

@@ -11,7 +11,7 @@ use crate::layout::LOG_GROUPS_PER_FLEX;
 use crate::options::{Options, SizeSpec, Timestamp};
 use crate::out::Out;
 use crate::plan::scan;
-use crate::report::{Progress, WriteReport};
+use crate::report::{Fit, Progress, WriteReport};
 use crate::size::{Sized, auto, fixed};
 use crate::superblock::{Superblock, group_has_super};
 use crate::tree::Tree;
@@ -89,6 +89,50 @@ fn temp_path(image: &Path) -> Result<PathBuf, Error> {
     Ok(dir.join(tmp))
 }
 
+/// The label as the superblock holds it.
+fn label_bytes(opts: &Options) -> Result<[u8; 16], Error> {
+    let mut label = [0u8; 16];
+    if let Some(l) = &opts.label {
+        if l.len() > 16 {
+            return Err(Error::BadLabel { label: l.clone() });
+        }
+        label[..l.len()].copy_from_slice(l.as_bytes());
+    }
+    Ok(label)
+}
+
+/// Everything placed: the scan, the sized layout, the image's length.
+fn lay_out(
+    tree: &mut Tree,
+    opts: &Options,
+    hash_seed: &[u8; 16],
+) -> Result<(crate::plan::Scan, Sized, u64), Error> {
+    let bs = opts.block_size.bytes();
+    let sc = scan(tree, bs, opts.journal, hash_seed)?;
+    let sized: Sized = match opts.size {
+        SizeSpec::Auto => auto(&sc, bs, opts.journal)?,
+        SizeSpec::Fixed(n) => fixed(&sc, bs, opts.journal, n)?,
+    };
+    let file_len = match opts.size {
+        SizeSpec::Fixed(n) => n,
+        SizeSpec::Auto => sized.layout.geo.blocks_count * u64::from(bs),
+    };
+    Ok((sc, sized, file_len))
+}
+
+/// Everything [`write`] would decide, without writing: the size, or why
+/// the contents do not fit.
+pub(crate) fn check(tree: &mut Tree, opts: &Options, ts: Timestamp) -> Result<Fit, Error> {
+    label_bytes(opts)?;
+    let (_, hash_seed) = ids(opts, ts);
+    let (sc, sized, size_bytes) = lay_out(tree, opts, &hash_seed)?;
+    Ok(Fit {
+        size_bytes,
+        blocks_count: sized.layout.geo.blocks_count,
+        inodes_used: sc.inodes.len() as u64,
+    })
+}
+
 pub(crate) fn write(
     tree: &mut Tree,
     opts: &Options,
@@ -98,24 +142,10 @@ pub(crate) fn write(
 ) -> Result<WriteReport, Error> {
     let tmp = temp_path(image)?;
     let bs = opts.block_size.bytes();
-    let mut label = [0u8; 16];
-    if let Some(l) = &opts.label {
-        if l.len() > 16 {
-            return Err(Error::BadLabel { label: l.clone() });
-        }
-        label[..l.len()].copy_from_slice(l.as_bytes());
-    }
+    let label = label_bytes(opts)?;
     let (uuid, hash_seed) = ids(opts, ts);
-    let sc = scan(tree, bs, opts.journal, &hash_seed)?;
-    let sized: Sized = match opts.size {
-        SizeSpec::Auto => auto(&sc, bs, opts.journal)?,
-        SizeSpec::Fixed(n) => fixed(&sc, bs, opts.journal, n)?,
-    };
+    let (sc, sized, file_len) = lay_out(tree, opts, &hash_seed)?;
     let geo = sized.layout.geo.clone();
-    let file_len = match opts.size {
-        SizeSpec::Fixed(n) => n,
-        SizeSpec::Auto => geo.blocks_count * u64::from(bs),
-    };
     let csum_seed = crate::superblock::csum_seed(&uuid);
 
     let file = OpenOptions::new()

@@ -219,3 +219,72 @@ fn non_utf8_host_names() {
     p.extend_from_slice(b"caf\xe9-\xff");
     assert_eq!(fs.read(ext4_view::Path::new(&p)).unwrap(), b"latin1");
 }
+
+/// `add_tree_with` sets the modes and owner it is given, for every entry of
+/// its kind, and keeps the source's where it is given none.
+#[test]
+fn tree_overrides() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Scratch::new("overrides");
+    let src = d.path("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("run.sh"), b"#!/bin/sh\n").unwrap();
+    std::fs::write(src.join("sub/data"), b"x").unwrap();
+    std::os::unix::fs::symlink("run.sh", src.join("link")).unwrap();
+    for (p, mode) in [
+        ("", 0o750),
+        ("sub", 0o700),
+        ("run.sh", 0o755),
+        ("sub/data", 0o600),
+    ] {
+        std::fs::set_permissions(src.join(p), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let build = |o: ext4fs_builder::TreeOverrides| {
+        let img = d.path(&format!("img-{:?}-{:?}", o.file_mode, o.dir_mode));
+        let mut b = FsBuilder::new(Options {
+            timestamp: Some(1),
+            ..Options::default()
+        });
+        b.add_tree_with(&src, "/srv/www", o).unwrap();
+        b.write(&img).unwrap();
+        common::e2fsck(&img);
+        let fs = ext4_view::Ext4::load_from_path(&img).unwrap();
+        let mode = |p: &str| {
+            let m = fs.symlink_metadata(ext4_view::Path::new(p)).unwrap();
+            (m.mode() & 0o7777, m.uid(), m.gid())
+        };
+        [
+            mode("/srv/www"),
+            mode("/srv/www/sub"),
+            mode("/srv/www/run.sh"),
+            mode("/srv/www/sub/data"),
+            mode("/srv/www/link"),
+        ]
+    };
+    // Nothing given: the source's modes, root-owned (the default policy).
+    assert_eq!(
+        build(Default::default()),
+        [
+            (0o750, 0, 0),
+            (0o700, 0, 0),
+            (0o755, 0, 0),
+            (0o600, 0, 0),
+            (0o777, 0, 0)
+        ]
+    );
+    // Files and directories set separately; symlinks keep 0777; one owner for all.
+    assert_eq!(
+        build(ext4fs_builder::TreeOverrides {
+            file_mode: Some(0o644),
+            dir_mode: Some(0o755),
+            owner: Some((33, 33)),
+        }),
+        [
+            (0o755, 33, 33),
+            (0o755, 33, 33),
+            (0o644, 33, 33),
+            (0o644, 33, 33),
+            (0o777, 33, 33)
+        ]
+    );
+}

@@ -1,89 +1,24 @@
-//! The filesystems each stage mounts.
+//! Mounting the filesystems each stage mounts (the table is the contract's:
+//! [`guest_contract::mounts`], so the builder knows what they hide).
 
 use crate::sys::{MountOpts, Sys};
 
-/// One mount.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MountSpec {
-    /// Source (`proc`, `sysfs`, ...).
-    pub source: &'static str,
-    /// Mount point.
-    pub target: &'static str,
-    /// Filesystem type.
-    pub fstype: &'static str,
-    /// Flags.
-    pub opts: MountOpts,
-    /// Filesystem data (`mode=1777`, ...).
-    pub data: &'static str,
+pub use guest_contract::mounts::{KERNEL_FS, Mount, SYSTEM_FS};
+
+/// The `mount(2)` flags of a mount of the contract's table.
+pub fn opts(m: &Mount) -> MountOpts {
+    MountOpts {
+        read_only: false,
+        nosuid: m.nosuid,
+        nodev: m.nodev,
+        noexec: m.noexec,
+    }
 }
-
-/// The kernel filesystems: stage 1 mounts them and moves them into the new
-/// root; stage 2 mounts whichever are not already there.
-pub const KERNEL_FS: [MountSpec; 3] = [
-    MountSpec {
-        source: "proc",
-        target: "/proc",
-        fstype: "proc",
-        opts: MountOpts::KERNEL_FS,
-        data: "",
-    },
-    MountSpec {
-        source: "sysfs",
-        target: "/sys",
-        fstype: "sysfs",
-        opts: MountOpts::KERNEL_FS,
-        data: "",
-    },
-    MountSpec {
-        source: "devtmpfs",
-        target: "/dev",
-        fstype: "devtmpfs",
-        opts: MountOpts::DEV,
-        data: "mode=0755",
-    },
-];
-
-/// What stage 2 mounts after the kernel filesystems.
-pub const SYSTEM_FS: [MountSpec; 4] = [
-    MountSpec {
-        source: "devpts",
-        target: "/dev/pts",
-        fstype: "devpts",
-        opts: MountOpts {
-            read_only: false,
-            nosuid: true,
-            nodev: false,
-            noexec: true,
-        },
-        data: "gid=5,mode=0620,ptmxmode=0666",
-    },
-    MountSpec {
-        source: "shm",
-        target: "/dev/shm",
-        fstype: "tmpfs",
-        opts: MountOpts::TMP,
-        data: "mode=1777",
-    },
-    MountSpec {
-        source: "run",
-        target: "/run",
-        fstype: "tmpfs",
-        opts: MountOpts::TMP,
-        data: "mode=0755",
-    },
-    MountSpec {
-        source: "tmpfs",
-        target: "/tmp",
-        fstype: "tmpfs",
-        opts: MountOpts::TMP,
-        data: "mode=1777",
-    },
-];
 
 /// Mounts each spec whose target is not already a mount point, creating the
 /// directory first if it is missing. Failures are logged and skipped;
 /// returns how many mounts failed.
-pub fn mount_all<S: Sys>(sys: &mut S, specs: &[MountSpec]) -> usize {
+pub fn mount_all<S: Sys>(sys: &mut S, specs: &[Mount]) -> usize {
     let mut failed = 0;
     for m in specs {
         if sys.is_mount_point(m.target) {
@@ -94,7 +29,7 @@ pub fn mount_all<S: Sys>(sys: &mut S, specs: &[MountSpec]) -> usize {
                 sys.log(&format!("mkdir {} failed: {e}", m.target));
             }
         }
-        match sys.mount(m.source, m.target, m.fstype, m.opts, m.data) {
+        match sys.mount(m.source, m.target, m.fstype, opts(m), m.data) {
             Ok(()) => sys.log(&format!("mounted {} on {}", m.fstype, m.target)),
             Err(e) => {
                 failed += 1;

@@ -26,30 +26,6 @@ pub struct MountOpts {
     pub noexec: bool,
 }
 
-impl MountOpts {
-    /// nosuid,nodev,noexec — for /proc and /sys.
-    pub const KERNEL_FS: Self = Self {
-        read_only: false,
-        nosuid: true,
-        nodev: true,
-        noexec: true,
-    };
-    /// nosuid — for /dev.
-    pub const DEV: Self = Self {
-        read_only: false,
-        nosuid: true,
-        nodev: false,
-        noexec: false,
-    };
-    /// nosuid,nodev — for /run, /tmp, /dev/shm.
-    pub const TMP: Self = Self {
-        read_only: false,
-        nosuid: true,
-        nodev: true,
-        noexec: false,
-    };
-}
-
 /// How a child process gets its terminal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tty {

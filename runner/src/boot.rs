@@ -8,7 +8,7 @@ use guest_contract::outputs::Output;
 
 use crate::cancel::{Cancel, Interrupted};
 use crate::guest::GuestDir;
-use crate::netns::{NetNs, TAPS};
+use crate::netns::{self, NetNs, TAPS};
 use crate::qemu::argv::{Accel, Console};
 use crate::qemu::backend::QemuError;
 use crate::qemu::process::{ProcessError, QemuProcess};
@@ -26,20 +26,26 @@ pub struct BootOptions {
 
 /// Boots the guest and returns when QEMU exits (Ctrl-A x, guest poweroff) or
 /// a signal arrives; the namespace and QEMU are removed on every path. A
-/// guest without a network boots without a NIC (and needs no namespace).
+/// guest without a network boots without a NIC (and needs no namespace,
+/// so no CAP_NET_ADMIN). An error before QEMU starts leaves no empty log
+/// directory behind.
 pub fn boot(g: &GuestDir, o: &BootOptions, cancel: &Cancel) -> Result<ExitStatus, QemuError> {
-    let host = Host::prepare(
-        &o.qemu,
-        o.accel,
-        o.log_dir.as_deref(),
-        &g.path(Output::Kernel)?,
-    )?;
+    let kernel = g.path(Output::Kernel)?;
     let net = match g.manifest.guest.network {
-        Some(_) => Some(g.network()?),
+        Some(_) => {
+            let net = g.network()?;
+            // Before anything is created (log directory, KVM probe).
+            netns::check_capability()?;
+            Some(net)
+        }
         None => None,
     };
+    let host = Host::prepare(&o.qemu, o.accel, o.log_dir.as_deref(), &kernel)?;
     let ns = match &net {
-        Some((n, gateway)) => Some(NetNs::create(*gateway, n.address.prefix())?),
+        Some((n, bridge)) => Some(
+            NetNs::create(*bridge, n.address.prefix())
+                .inspect_err(|_| host.discard_unused_log_dir())?,
+        ),
         None => None,
     };
     let mut cfg = host.vm_config(

@@ -2,6 +2,7 @@
 //! `manifest.json` (the contract's [`Manifest`]), with the paths of the
 //! files the manifest lists.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use guest_contract::manifest::{GuestNet, Manifest, ManifestError};
@@ -31,6 +32,25 @@ pub enum GuestError {
     /// The guest lacks what a check needs.
     #[error("{path}: {what}")]
     Unusable { path: PathBuf, what: String },
+}
+
+/// The address imgrun puts on the bridge in front of the guest: its gateway,
+/// or when it has none the highest host address of its subnet that is not
+/// the guest's (`10.99.0.254` for `10.99.0.2/24`). `net`'s prefix must be at
+/// most 30 ([`GuestDir::network`] checks), so that address exists.
+pub fn bridge_address(net: &GuestNet) -> Ipv4Addr {
+    if let Some(gateway) = net.gateway {
+        return gateway;
+    }
+    let prefix = u32::from(net.address.prefix());
+    let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+    let addr = u32::from(net.address.addr());
+    let highest = (addr | !mask).wrapping_sub(1);
+    Ipv4Addr::from(if highest == addr {
+        highest.wrapping_sub(1)
+    } else {
+        highest
+    })
 }
 
 /// A guest's output directory and its manifest.
@@ -90,17 +110,13 @@ impl GuestDir {
         }
     }
 
-    /// The guest's network as the runner's private network needs it: a
-    /// gateway for the bridge and room for it in the subnet.
-    pub fn network(&self) -> Result<(GuestNet, std::net::Ipv4Addr), GuestError> {
+    /// The guest's network as the runner's private network needs it (room
+    /// in the subnet for the guest and a bridge address), and the address
+    /// imgrun puts on its bridge ([`bridge_address`]).
+    pub fn network(&self) -> Result<(GuestNet, Ipv4Addr), GuestError> {
         let Some(net) = self.manifest.guest.network else {
             return Err(self.unusable(
                 "the guest has no network ([network] in the recipe); imgrun reaches the guest over it".into(),
-            ));
-        };
-        let Some(gateway) = net.gateway else {
-            return Err(self.unusable(
-                "key guest.gateway: missing; imgrun puts the gateway address on its bridge (network.gateway in the recipe)".into(),
             ));
         };
         let prefix = net.address.prefix();
@@ -109,7 +125,7 @@ impl GuestDir {
                 "key guest.prefix: /{prefix} leaves no room for a bridge and a guest (1..=30)"
             )));
         }
-        Ok((net, gateway))
+        Ok((net, bridge_address(&net)))
     }
 
     /// The guest's status service, `address:port`.
@@ -179,12 +195,37 @@ mod tests {
         };
         let e = g.network().unwrap_err().to_string();
         assert!(e.contains("/o/manifest.json: key guest.prefix"), "{e}");
+    }
+
+    #[test]
+    fn the_bridge_holds_the_gateway_or_the_highest_free_host_address() {
         let no_gateway = GOOD.replace("\"gateway\": \"10.99.0.1\",", "");
-        let g = GuestDir {
-            dir: "/o".into(),
-            manifest: Manifest::from_json(&no_gateway).unwrap(),
+        assert_ne!(no_gateway, GOOD, "fixture changed");
+        let net = |text: &str| {
+            GuestDir {
+                dir: "/o".into(),
+                manifest: Manifest::from_json(text).unwrap(),
+            }
+            .network()
+            .unwrap()
         };
-        let e = g.network().unwrap_err().to_string();
-        assert!(e.contains("key guest.gateway: missing"), "{e}");
+        let (n, bridge) = net(GOOD);
+        assert_eq!(
+            (n.gateway, bridge),
+            (Some([10, 99, 0, 1].into()), [10, 99, 0, 1].into())
+        );
+        let (n, bridge) = net(&no_gateway);
+        assert_eq!((n.gateway, bridge), (None, [10, 99, 0, 254].into()));
+        // The highest host address is the guest's: the one below it.
+        let (_, bridge) = net(&no_gateway.replace("10.99.0.2", "10.99.0.254"));
+        assert_eq!(bridge, Ipv4Addr::new(10, 99, 0, 253));
+        let (_, bridge) = net(&no_gateway.replace("\"prefix\": 24", "\"prefix\": 30"));
+        assert_eq!(bridge, Ipv4Addr::new(10, 99, 0, 1));
+        let (_, bridge) = net(&no_gateway
+            .replace("\"prefix\": 24", "\"prefix\": 30")
+            .replace("10.99.0.2", "10.99.0.1"));
+        assert_eq!(bridge, Ipv4Addr::new(10, 99, 0, 2));
+        let (_, bridge) = net(&no_gateway.replace("\"prefix\": 24", "\"prefix\": 8"));
+        assert_eq!(bridge, Ipv4Addr::new(10, 255, 255, 254));
     }
 }

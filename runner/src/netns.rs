@@ -1,8 +1,16 @@
 //! A private network namespace with a bridge and fresh taps, removed on drop.
 //!
-//! Layout: `br0` holds the guest's gateway address; `tap0` and `tap1` are
-//! bridge ports for the two QEMUs (source and destination). Nothing is routed
-//! outside the namespace.
+//! Layout: `br0` holds the bridge address ([`crate::guest::GuestDir::network`]:
+//! the guest's gateway, or without one another address of its subnet);
+//! `tap0` and `tap1` are bridge ports for the two QEMUs (source and
+//! destination). Nothing is routed outside the namespace.
+//!
+//! The namespace is made by `ip netns add` (which mounts on `/run/netns`,
+//! needing CAP_SYS_ADMIN and write access there) and QEMU runs under `ip
+//! netns exec`: child processes that need the capabilities too. Capabilities
+//! given to the imgrun file with `setcap` reach none of them (an unprivileged
+//! user's children exec without them), so the only advice that works is to
+//! run imgrun as root.
 
 use std::fs::File;
 use std::net::Ipv4Addr;
@@ -16,10 +24,18 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub enum NetnsError {
     /// The process lacks CAP_NET_ADMIN.
     #[error(
-        "imgrun needs CAP_NET_ADMIN to create its network namespace, bridge and taps \
-         (run it as root, or grant the capability: sudo setcap cap_net_admin,cap_sys_admin+ep $(command -v imgrun))"
+        "imgrun needs CAP_NET_ADMIN to create its network namespace, bridge and taps: \
+         run it as root (e.g. sudo imgrun ...)"
     )]
     NoCapability,
+    /// Not root: the capabilities imgrun has (from file capabilities) are
+    /// not passed on to the `ip` it runs, which then fails.
+    #[error(
+        "`{command}` failed: {stderr}\nimgrun needs CAP_NET_ADMIN and CAP_SYS_ADMIN in the `ip` and QEMU \
+         processes it runs, and capabilities of the imgrun file (setcap) are not passed on to them: \
+         run it as root (e.g. sudo imgrun ...)"
+    )]
+    NotInherited { command: String, stderr: String },
     /// An `ip` command failed.
     #[error("`{command}` failed: {stderr}")]
     Command { command: String, stderr: String },
@@ -32,6 +48,16 @@ pub enum NetnsError {
         name: String,
         source: std::io::Error,
     },
+}
+
+/// `Err(NoCapability)` unless this process has CAP_NET_ADMIN; callers check
+/// before they create anything (a log directory, a KVM probe).
+pub fn check_capability() -> Result<(), NetnsError> {
+    if has_cap_net_admin() {
+        Ok(())
+    } else {
+        Err(NetnsError::NoCapability)
+    }
 }
 
 /// Whether the effective capability set holds CAP_NET_ADMIN (bit 12).
@@ -71,7 +97,7 @@ pub const PREFIX: &str = "imgrun-";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// A namespace with `br0` (address `gateway/prefix`) and taps `tap0`, `tap1`.
+/// A namespace with `br0` (address `bridge/prefix`) and taps `tap0`, `tap1`.
 #[derive(Debug)]
 pub struct NetNs {
     name: String,
@@ -81,11 +107,10 @@ pub struct NetNs {
 pub const TAPS: [&str; 2] = ["tap0", "tap1"];
 
 impl NetNs {
-    /// Creates a fresh, uniquely named namespace and its bridge and taps.
-    pub fn create(gateway: Ipv4Addr, prefix: u8) -> Result<NetNs, NetnsError> {
-        if !has_cap_net_admin() {
-            return Err(NetnsError::NoCapability);
-        }
+    /// Creates a fresh, uniquely named namespace and its bridge (holding
+    /// `bridge/prefix`) and taps.
+    pub fn create(bridge: Ipv4Addr, prefix: u8) -> Result<NetNs, NetnsError> {
+        check_capability()?;
         let pid = std::process::id();
         let name = loop {
             let n = COUNTER.fetch_add(1, Ordering::SeqCst);
@@ -94,14 +119,19 @@ impl NetNs {
                 break candidate;
             }
         };
-        ip(&["netns", "add", &name])?;
+        ip(&["netns", "add", &name]).map_err(|e| match e {
+            NetnsError::Command { command, stderr } if !rustix::process::geteuid().is_root() => {
+                NetnsError::NotInherited { command, stderr }
+            }
+            e => e,
+        })?;
         // From here on, Drop removes the namespace and everything in it.
         let ns = NetNs { name };
-        ns.setup(gateway, prefix)?;
+        ns.setup(bridge, prefix)?;
         Ok(ns)
     }
 
-    fn setup(&self, gateway: Ipv4Addr, prefix: u8) -> Result<(), NetnsError> {
+    fn setup(&self, bridge: Ipv4Addr, prefix: u8) -> Result<(), NetnsError> {
         let n = self.name.as_str();
         ip(&["-n", n, "link", "set", "lo", "up"])?;
         ip(&[
@@ -122,7 +152,7 @@ impl NetNs {
             n,
             "addr",
             "add",
-            &format!("{gateway}/{prefix}"),
+            &format!("{bridge}/{prefix}"),
             "dev",
             "br0",
         ])?;

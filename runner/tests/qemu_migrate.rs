@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::{guest, serial};
+use common::{guest, guest_variant, serial};
 
 fn imgrun() -> Command {
     Command::new(env!("CARGO_BIN_EXE_imgrun"))
@@ -47,11 +47,12 @@ fn check<'a>(leg: &'a Value, name: &str) -> &'a Value {
 }
 
 fn assert_all_passed(code: i32, report: &Value, stderr: &str) {
+    // A run that stopped early has no migrations: the assertion below says why.
     let failed: Vec<String> = report["migrations"]
         .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|m| m["checks"].as_array().unwrap().iter())
+        .into_iter()
+        .flatten()
+        .flat_map(|m| m["checks"].as_array().into_iter().flatten())
         .filter(|c| c["passed"] != true)
         .map(|c| format!("{}: {}", c["name"], c["detail"]))
         .collect();
@@ -338,4 +339,205 @@ fn sigkilled_run_leaves_no_qemu_and_next_run_removes_its_namespace() {
     let (code, _, seen) = next.finish();
     assert_eq!(code, 130, "{}", seen.join("\n"));
     assert!(namespace_gone(&ns));
+}
+
+/// recipes/busybox.toml without its `gateway` line (optional in `[network]`).
+fn without_gateway(recipe: &str) -> String {
+    recipe
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("gateway"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// recipes/busybox.toml without its `[network]` table.
+fn without_network(recipe: &str) -> String {
+    let mut out = String::new();
+    let mut in_network = false;
+    for l in recipe.lines() {
+        if l.trim_start().starts_with('[') {
+            in_network = l.trim() == "[network]";
+        }
+        if !in_network {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn manifest_of(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn guest_without_gateway_passes_every_check() {
+    let _g = serial();
+    let Some(dir) = guest_variant("nogw", without_gateway) else {
+        return;
+    };
+    let m = manifest_of(&dir);
+    assert!(m["guest"]["gateway"].is_null(), "{m}");
+    assert_eq!(m["guest"]["address"], "10.99.0.2", "{m}");
+    let logs = tempfile::tempdir().unwrap();
+    let dir_arg = dir.to_str().unwrap();
+    let log_arg = logs.path().to_str().unwrap();
+    let mut run = Running::start(&["migrate-check", dir_arg, "--json", "--log-dir", log_arg]);
+    let ns = namespace_of(&run.wait_for("namespace ", Duration::from_secs(60)));
+    // The bridge holds the highest host address of 10.99.0.0/24 that is not the guest's.
+    let addr = Command::new("ip")
+        .args(["-n", &ns, "-4", "-o", "addr", "show", "dev", "br0"])
+        .output()
+        .unwrap();
+    let addr = String::from_utf8_lossy(&addr.stdout).into_owned();
+    let (code, stdout, seen) = run.finish();
+    let stderr = seen.join("\n");
+    assert!(
+        addr.contains("inet 10.99.0.254/24"),
+        "br0: {addr:?}\n{stderr}"
+    );
+    let r: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}); stderr:\n{stderr}"));
+    assert_all_passed(code, &r, &stderr);
+    assert!(namespace_gone(&ns), "namespace {ns} left behind");
+    let leg = &r["migrations"][0];
+    for name in GUEST_CHECKS {
+        assert_eq!(check(leg, name)["passed"], true, "{name}");
+    }
+    assert_eq!(r["guest_location"], "destination");
+}
+
+/// Kills the child by PID if the test ends (or fails) while it still runs.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// PIDs of `pid`'s child processes (from every thread: QEMU's parent is
+/// the thread that spawned it).
+fn children_of(pid: u32) -> Vec<i32> {
+    let mut kids = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Ok(c) = std::fs::read_to_string(t.path().join("children")) {
+            kids.extend(c.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+        }
+    }
+    kids
+}
+
+fn our_namespaces(pid: u32) -> Vec<String> {
+    let prefix = format!("imgrun-{pid}-");
+    std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
+}
+
+#[test]
+fn boot_without_network_starts_qemu_without_a_nic() {
+    let _g = serial();
+    let Some(dir) = guest_variant("nonet", without_network) else {
+        return;
+    };
+    let m = manifest_of(&dir);
+    assert!(
+        m["guest"]["address"].is_null() && m["guest"]["mac"].is_null(),
+        "{m}"
+    );
+    let logs = tempfile::tempdir().unwrap();
+    let mut child = imgrun()
+        .arg("boot")
+        .arg(&dir)
+        .arg("--log-dir")
+        .arg(logs.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let err = child.stderr.take().unwrap();
+    let mut run = KillOnDrop(child);
+    let (tx, lines) = channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let console = logs.path().join("qemu-1.console.log");
+    let start = Instant::now();
+    let mut qemu = None;
+    let mut text = String::new();
+    while start.elapsed() < Duration::from_secs(120) {
+        assert!(
+            matches!(run.0.try_wait(), Ok(None)),
+            "imgrun exited early; stderr:\n{}",
+            lines.try_iter().collect::<Vec<_>>().join("\n")
+        );
+        if qemu.is_none() {
+            qemu = children_of(pid).first().copied();
+        }
+        text = std::fs::read_to_string(&console).unwrap_or_default();
+        if text.contains("boot complete") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let seen: Vec<String> = lines.try_iter().collect();
+    assert!(
+        text.contains("boot complete"),
+        "no \"boot complete\" on the console within 120 s; stderr:\n{}\nconsole:\n{text}",
+        seen.join("\n")
+    );
+    assert!(text.contains("no network configured"), "{text}");
+    assert!(
+        seen.iter().any(|l| l.contains("the guest has no network")),
+        "{seen:?}"
+    );
+    let qemu = qemu.expect("no QEMU child of imgrun seen");
+    let argv = std::fs::read(format!("/proc/{qemu}/cmdline")).unwrap();
+    let argv: Vec<String> = argv
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert!(argv.iter().any(|a| a.contains("qemu-system")), "{argv:?}");
+    assert!(argv.iter().any(|a| a == "-nodefaults"), "{argv:?}");
+    assert!(
+        !argv
+            .iter()
+            .any(|a| a == "-netdev" || a == "-nic" || a.contains("virtio-net")),
+        "{argv:?}"
+    );
+    assert!(our_namespaces(pid).is_empty(), "{:?}", our_namespaces(pid));
+    // SIGTERM ends QEMU and imgrun.
+    let p = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
+    rustix::process::kill_process(p, rustix::process::Signal::TERM).unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = run.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "imgrun did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert!(process_gone(qemu), "QEMU {qemu} left running");
 }

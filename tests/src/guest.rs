@@ -159,6 +159,24 @@ fn run(cmd: &mut Command) -> Result<(), GuestError> {
     }
 }
 
+/// Builds recipe `text` (written to `<out>/<file>`) into `out` with the
+/// workspace's imgbuild; the guest is `<out>/<name>`.
+pub fn build_text(out: &Path, file: &str, name: &str, text: &str) -> Result<Guest, GuestError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| GuestError::Io { path, source }
+    };
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let recipe = out.join(file);
+    std::fs::write(&recipe, text).map_err(io(&recipe))?;
+    let mut cmd = Command::new(imgbuild_binary()?);
+    cmd.arg("recipe").arg(&recipe).arg("--out").arg(out);
+    run(&mut cmd)?;
+    let dir = out.join(name);
+    let built = GuestDir::load(&dir)?;
+    Ok(Guest { dir, built })
+}
+
 /// Builds the variant recipe into `out` and checks the manifest carries its values.
 pub fn build(out: &Path) -> Result<Guest, GuestError> {
     let io = |path: &Path| {

@@ -73,9 +73,9 @@ impl TestVm {
     #[track_caller]
     pub fn boot(guest: &Guest, name: &str, o: &Options) -> TestVm {
         let m = guest.manifest();
-        let (net, gateway) = guest.net();
         let dir = TempDir::new(name).expect("creating the VM's temp dir");
         let ns = o.nic.then(|| {
+            let (net, gateway) = guest.net();
             NetNs::create(gateway, net.address.prefix())
                 .unwrap_or_else(|e| panic!("creating the test's network namespace: {e}"))
         });
@@ -94,7 +94,11 @@ impl TestVm {
                 .unwrap_or_else(|| guest.file(Output::RootImage)),
             extra_disks: o.extra_disks.clone(),
             tap: o.nic.then(|| TAPS[0].to_string()),
-            mac: net.mac.to_string(),
+            mac: m
+                .guest
+                .network
+                .map(|n| n.mac.to_string())
+                .unwrap_or_default(),
             qmp_socket: dir.path().join("qmp.sock"),
             console_log: log.clone(),
             console: ConsoleMode::SocketAndLog(sock.clone()),

@@ -34,8 +34,13 @@ pub struct ExtraFile {
     pub dest: String,
     /// What to put there.
     pub kind: FileKind,
-    /// Permission bits (incl. setuid/setgid/sticky).
-    pub mode: u16,
+    /// Permission bits (incl. setuid/setgid/sticky); for a copied
+    /// directory, of every regular file in it. `None`: a copy keeps the
+    /// source's, anything else gets [`FileKind::default_mode`].
+    pub mode: Option<u16>,
+    /// For a copied directory: the permission bits of every directory in
+    /// it, the top one included (`None`: the source's).
+    pub dir_mode: Option<u16>,
     /// Owner uid.
     pub uid: u32,
     /// Owner gid.
@@ -43,7 +48,7 @@ pub struct ExtraFile {
 }
 
 impl FileKind {
-    /// The mode used when the recipe gives none.
+    /// The mode used when the recipe gives none (a copy keeps its source's).
     pub fn default_mode(&self) -> u16 {
         match self {
             FileKind::Copy(_) | FileKind::Text(_) => 0o644,
@@ -85,8 +90,14 @@ pub fn normalise_dest(dest: &str) -> Result<String, String> {
     Ok(format!("/{}", parts.join("/")))
 }
 
-/// Parses a mode: an octal string (`"0644"`, `"4755"`) or an integer (`0o644`).
-pub fn parse_mode(v: &toml::Value) -> Result<u16, String> {
+/// Parses a mode, an octal string (`"0644"`, `"4755"`), given for `key`
+/// (`mode`, `dir_mode`) as `written` in the recipe.
+///
+/// A TOML integer is refused: `644` is decimal 644 (0o1204), and once parsed
+/// it cannot be told from `0o1204`. The message gives the string to write,
+/// read from how the number was written: its digits when they are all octal
+/// (`644`, `0o644` → `"0644"`), else the value in octal (`999` → `"01747"`).
+pub fn parse_mode(v: &toml::Value, written: &str, key: &str) -> Result<u16, String> {
     let n = match v {
         toml::Value::String(s) => {
             let t = s.trim_start_matches("0o");
@@ -94,12 +105,29 @@ pub fn parse_mode(v: &toml::Value) -> Result<u16, String> {
                 .map_err(|_| format!("`{s}` is not an octal mode like \"0644\""))?
         }
         toml::Value::Integer(i) => {
-            u32::try_from(*i).map_err(|_| format!("mode {i} is negative"))?
+            let written = match written.trim() {
+                "" => i.to_string(),
+                w => w.to_owned(),
+            };
+            return Err(match integer_mode_as_string(&written, *i) {
+                Some(m) => format!(
+                    "{key} {written} is a number; write the mode as an octal string: {key} = \"{m}\""
+                ),
+                None => format!(
+                    "{key} {written} is a number; write the mode as an octal string such as {key} = \"0644\""
+                ),
+            });
         }
         other => {
+            let not = match other {
+                toml::Value::Float(f) => format!("the number {f}"),
+                toml::Value::Boolean(b) => format!("`{b}`"),
+                toml::Value::Array(_) => "a list".to_owned(),
+                toml::Value::Table(_) => "a table".to_owned(),
+                _ => format!("a {}", other.type_str()),
+            };
             return Err(format!(
-                "mode must be an octal string like \"0644\", not {}",
-                other.type_str()
+                "{key} is an octal string, not {not}: write {key} = \"0644\""
             ));
         }
     };
@@ -109,6 +137,23 @@ pub fn parse_mode(v: &toml::Value) -> Result<u16, String> {
         ));
     }
     Ok(n as u16)
+}
+
+/// The octal string meant by an integer mode written `written` (value
+/// `value`), if it is a mode at all.
+fn integer_mode_as_string(written: &str, value: i64) -> Option<String> {
+    let w = written.replace('_', "");
+    let w = w.strip_prefix('+').unwrap_or(&w);
+    let octal_digits = |d: &str| !d.is_empty() && d.bytes().all(|c| (b'0'..=b'7').contains(&c));
+    let digits = match w.strip_prefix("0o") {
+        Some(d) if octal_digits(d) => d.to_owned(),
+        _ if octal_digits(w) => w.to_owned(),
+        _ => format!("{:o}", u32::try_from(value).ok()?),
+    };
+    let n = u32::from_str_radix(&digits, 8)
+        .ok()
+        .filter(|n| *n <= 0o7777)?;
+    Some(format!("0{n:03o}"))
 }
 
 /// Parses an owner: `root`, `uid`, `uid:gid` or `root:root`.
@@ -226,8 +271,27 @@ pub(super) fn extra_file(
         ));
     }
     let mode = match &f.mode {
-        None => kind.default_mode(),
-        Some(m) => parse_mode(m.get_ref()).map_err(|e| d.at(&m.span(), &key("mode"), e))?,
+        None => None,
+        Some(m) => Some(
+            parse_mode(m.get_ref(), d.text_at(&m.span()), "mode")
+                .map_err(|e| d.at(&m.span(), &key("mode"), e))?,
+        ),
+    };
+    let dir_mode = match &f.dir_mode {
+        None => None,
+        Some(m) => {
+            if !matches!(&kind, FileKind::Copy(p) if p.is_dir()) {
+                return Err(d.at(
+                    &m.span(),
+                    &key("dir_mode"),
+                    "dir_mode is for a `source` that is a directory (the modes of the directories in the copied tree)",
+                ));
+            }
+            Some(
+                parse_mode(m.get_ref(), d.text_at(&m.span()), "dir_mode")
+                    .map_err(|e| d.at(&m.span(), &key("dir_mode"), e))?,
+            )
+        }
     };
     let (uid, gid) = match &f.owner {
         None => (0, 0),
@@ -237,6 +301,7 @@ pub(super) fn extra_file(
         dest,
         kind,
         mode,
+        dir_mode,
         uid,
         gid,
     })
@@ -266,12 +331,41 @@ mod tests {
 
     #[test]
     fn modes() {
-        assert_eq!(parse_mode(&toml::Value::String("0644".into())), Ok(0o644));
-        assert_eq!(parse_mode(&toml::Value::String("4755".into())), Ok(0o4755));
-        assert_eq!(parse_mode(&toml::Value::Integer(0o1777)), Ok(0o1777));
-        assert!(parse_mode(&toml::Value::String("0999".into())).is_err());
-        assert!(parse_mode(&toml::Value::Integer(0o17777)).is_err());
-        assert!(parse_mode(&toml::Value::Boolean(true)).is_err());
+        let mode = |v: toml::Value, written: &str| parse_mode(&v, written, "mode");
+        let s = |m: &str| toml::Value::String(m.into());
+        assert_eq!(mode(s("0644"), "\"0644\""), Ok(0o644));
+        assert_eq!(mode(s("4755"), "\"4755\""), Ok(0o4755));
+        assert!(mode(s("0999"), "\"0999\"").is_err());
+        assert!(mode(s("17777"), "\"17777\"").is_err());
+        assert_eq!(
+            mode(toml::Value::Boolean(true), "true").unwrap_err(),
+            "mode is an octal string, not `true`: write mode = \"0644\""
+        );
+        // Every integer is refused, with the string meant.
+        for (value, written, want) in [
+            (644, "644", "0644"),
+            (0o644, "0o644", "0644"),
+            (420, "420", "0420"),
+            (0o4755, "0o4755", "04755"),
+            (7, "7", "0007"),
+            (999, "999", "01747"),
+            (0x1ed, "0x1ed", "0755"),
+            (1_777, "1_777", "01777"),
+        ] {
+            assert_eq!(
+                mode(toml::Value::Integer(value), written).unwrap_err(),
+                format!(
+                    "mode {written} is a number; write the mode as an octal string: mode = \"{want}\""
+                ),
+                "{written}"
+            );
+        }
+        for (value, written) in [(-1, "-1"), (99999, "99999"), (0o17777, "0o17777")] {
+            let e = mode(toml::Value::Integer(value), written).unwrap_err();
+            assert!(e.ends_with("string such as mode = \"0644\""), "{e}");
+        }
+        let e = parse_mode(&toml::Value::Integer(644), "644", "dir_mode").unwrap_err();
+        assert!(e.ends_with("dir_mode = \"0644\""), "{e}");
     }
 
     #[test]

@@ -6,6 +6,8 @@ mod files;
 mod inputs;
 mod net;
 mod raw;
+mod serde_words;
+mod toml_place;
 pub mod units;
 mod validate;
 
@@ -52,6 +54,9 @@ pub struct Recipe {
     pub xen: Xen,
     /// `[init]`
     pub init: Init,
+    /// What builds but may not be what was meant (files hidden at run
+    /// time, …), each at its place in the recipe.
+    pub warnings: Vec<RecipeError>,
 }
 
 /// `[guest]`
@@ -111,6 +116,8 @@ pub struct Rootfs {
     pub size: Located<Size>,
     /// Filesystem label (at most 16 bytes).
     pub label: String,
+    /// Mount the root read-write (`rw` on the kernel command line).
+    pub writable: bool,
     /// Extra files, in recipe order.
     pub files: Vec<Located<ExtraFile>>,
 }
@@ -120,9 +127,21 @@ pub struct Rootfs {
 pub struct Modules {
     /// Modules the init loads from the root filesystem.
     pub load: Vec<Located<String>>,
+    /// Where `load` was written; `None`: the default list.
+    pub load_key: Option<Loc>,
     /// Modules the initramfs loads to reach the root device.
     pub initramfs: Vec<Located<String>>,
+    /// Where `initramfs` was written; `None`: the default list.
+    pub initramfs_key: Option<Loc>,
 }
+
+/// The initramfs modules without `[modules] initramfs`: the block drivers
+/// of the root disk under Xen (`xvda`) and QEMU (`vda`, whose transport is
+/// virtio_pci).
+pub const DEFAULT_INITRAMFS_MODULES: [&str; 3] = ["xen-blkfront", "virtio_blk", "virtio_pci"];
+/// The modules the init loads without `[modules] load`, for a guest with a
+/// `[network]`: the NIC drivers under Xen and QEMU.
+pub const DEFAULT_NETWORK_MODULES: [&str; 3] = ["xen-netfront", "virtio_net", "virtio_pci"];
 
 /// `[network]`
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,11 +173,11 @@ pub struct Xen {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Init {
     /// The console shell command.
-    pub shell: String,
+    pub shell: Located<String>,
     /// Seconds the initramfs waits for the root device.
     pub root_wait_secs: u32,
     /// `[[init.services]]`, in order.
-    pub services: Vec<Service>,
+    pub services: Vec<Located<Service>>,
     /// Whether the status service runs.
     pub status_enabled: bool,
     /// Its port.
@@ -168,13 +187,28 @@ pub struct Init {
 impl Recipe {
     /// Reads and validates a recipe file.
     pub fn load(file: &Path) -> Result<Recipe, RecipeError> {
-        let text = std::fs::read_to_string(file).map_err(|e| RecipeError {
+        let bytes = std::fs::read(file).map_err(|e| RecipeError {
             file: file.to_path_buf(),
             loc: Loc::default(),
             key: String::new(),
             message: format!("cannot read recipe: {e}"),
         })?;
-        Recipe::parse(file, &text)
+        // Read as bytes so that a byte that is not UTF-8 is named with its
+        // place (line and column counted in the valid text before it).
+        let text = std::str::from_utf8(&bytes).map_err(|e| {
+            let valid = &bytes[..e.valid_up_to()];
+            let valid = std::str::from_utf8(valid).unwrap_or_default();
+            RecipeError {
+                file: file.to_path_buf(),
+                loc: Loc::of_offset(valid, valid.len()),
+                key: String::new(),
+                message: format!(
+                    "the recipe is not UTF-8 text: byte 0x{:02X}",
+                    bytes[e.valid_up_to()]
+                ),
+            }
+        })?;
+        Recipe::parse(file, text)
     }
 
     /// Validates recipe text; `file` names it in errors and anchors relative paths.
@@ -201,6 +235,8 @@ impl Recipe {
 
     /// The kernel command line of this guest on `platform`.
     pub fn kernel_cmdline(&self, platform: Platform) -> String {
-        KernelCmdline::for_platform(platform, self.kernel_ip()).to_string()
+        let mut k = KernelCmdline::for_platform(platform, self.kernel_ip());
+        k.read_write = self.rootfs.writable;
+        k.to_string()
     }
 }

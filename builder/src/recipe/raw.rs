@@ -8,17 +8,19 @@ use toml::Spanned;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRecipe {
+    #[serde(deserialize_with = "table")]
     pub guest: Spanned<RawGuest>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "plain_table")]
     pub inputs: RawInputs,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "plain_table")]
     pub rootfs: RawRootfs,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "plain_table")]
     pub modules: RawModules,
+    #[serde(default, deserialize_with = "opt_table")]
     pub network: Option<Spanned<RawNetwork>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "plain_table")]
     pub xen: RawXen,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "plain_table")]
     pub init: RawInit,
 }
 
@@ -41,11 +43,39 @@ pub struct RawInputs {
 }
 
 /// An input: `"package[=version]"` or a table.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+///
+/// Deserialised by hand (not `#[serde(untagged)]`) so that a wrong key in
+/// the table is named at its place and a value of neither form says which
+/// forms there are ([`INPUT_EXPECTING`]), instead of serde's "did not match
+/// any variant".
+#[derive(Debug)]
 pub enum RawInput {
     Package(String),
     Table(RawInputTable),
+}
+
+/// What an input's deserialiser expects; `Diag::from_toml` recognises it
+/// and lists the forms in the recipe's words.
+pub const INPUT_EXPECTING: &str = "a package name or an input table";
+
+impl<'de> Deserialize<'de> for RawInput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawInput, D::Error> {
+        struct Input;
+        impl<'de> serde::de::Visitor<'de> for Input {
+            type Value = RawInput;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(INPUT_EXPECTING)
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RawInput, E> {
+                Ok(RawInput::Package(s.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<RawInput, A::Error> {
+                RawInputTable::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+                    .map(RawInput::Table)
+            }
+        }
+        d.deserialize_any(Input)
+    }
 }
 
 /// `{ package = "…", version = "…" }` or `{ path = "…", modules = "…" }`.
@@ -64,7 +94,8 @@ pub struct RawInputTable {
 pub struct RawRootfs {
     pub size: Option<Spanned<String>>,
     pub label: Option<Spanned<String>>,
-    #[serde(default)]
+    pub writable: Option<Spanned<bool>>,
+    #[serde(default, deserialize_with = "table_list")]
     pub files: Vec<Spanned<RawFile>>,
 }
 
@@ -78,10 +109,13 @@ pub struct RawFile {
     pub text: Option<Spanned<String>>,
     pub directory: Option<Spanned<bool>>,
     pub symlink: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "opt_table")]
     pub char_device: Option<Spanned<RawDevice>>,
+    #[serde(default, deserialize_with = "opt_table")]
     pub block_device: Option<Spanned<RawDevice>>,
     pub fifo: Option<Spanned<bool>>,
     pub mode: Option<Spanned<toml::Value>>,
+    pub dir_mode: Option<Spanned<toml::Value>>,
     pub owner: Option<Spanned<String>>,
 }
 
@@ -97,10 +131,8 @@ pub struct RawDevice {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawModules {
-    #[serde(default)]
-    pub load: Vec<Spanned<String>>,
-    #[serde(default)]
-    pub initramfs: Vec<Spanned<String>>,
+    pub load: Option<Spanned<Vec<Spanned<String>>>>,
+    pub initramfs: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[network]`
@@ -129,8 +161,9 @@ pub struct RawXen {
 pub struct RawInit {
     pub shell: Option<Spanned<String>>,
     pub root_wait: Option<Spanned<i64>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "table_list")]
     pub services: Vec<Spanned<RawService>>,
+    #[serde(default, deserialize_with = "opt_plain_table")]
     pub status: Option<RawStatus>,
 }
 
@@ -148,4 +181,76 @@ pub struct RawService {
 pub struct RawStatus {
     pub enabled: Option<bool>,
     pub port: Option<Spanned<i64>>,
+}
+
+/// `T`, deserialised only from a table. serde's derive also builds a struct
+/// from an array, field by field, so `[[guest]]` or `char_device = [5, 1]`
+/// would be taken (or refused in terms of the fields' order); through this
+/// an array is "invalid type: sequence, expected struct T", which
+/// `Diag::from_toml` puts in the recipe's words.
+struct TableOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for TableOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<TableOnly<T>, D::Error> {
+        struct Table<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Table<T> {
+            type Value = TableOnly<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let name = std::any::type_name::<T>();
+                write!(f, "struct {}", name.rsplit("::").next().unwrap_or(name))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                m: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(m)).map(TableOnly)
+            }
+        }
+        d.deserialize_any(Table(std::marker::PhantomData))
+    }
+}
+
+fn unspan<T>(s: Spanned<TableOnly<T>>) -> Spanned<T> {
+    let span = s.span();
+    Spanned::new(span, s.into_inner().0)
+}
+
+fn table<'de, D, T>(d: D) -> Result<Spanned<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Spanned::<TableOnly<T>>::deserialize(d).map(unspan)
+}
+
+fn opt_table<'de, D, T>(d: D) -> Result<Option<Spanned<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    table(d).map(Some)
+}
+
+fn plain_table<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    TableOnly::<T>::deserialize(d).map(|t| t.0)
+}
+
+fn opt_plain_table<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    plain_table(d).map(Some)
+}
+
+fn table_list<'de, D, T>(d: D) -> Result<Vec<Spanned<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Vec::<Spanned<TableOnly<T>>>::deserialize(d).map(|v| v.into_iter().map(unspan).collect())
 }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use guest_contract::init_config::{Restart, Service};
 use guest_contract::manifest::{check_guest_name, check_memory_mib};
+use guest_contract::mounts::hidden_by;
 use guest_contract::status::DEFAULT_PORT;
+use guest_contract::words::split_words;
 use guest_contract::{Hostname, Ipv4Cidr, ValueError};
 use toml::Spanned;
 
@@ -16,8 +18,8 @@ use super::inputs::inputs;
 use super::raw::{RawGuest, RawInit, RawModules, RawNetwork, RawRecipe, RawRootfs, RawXen};
 use super::units::parse_bytes;
 use super::{
-    Diag, Guest, Init, Located, Modules, Network, Recipe, RecipeError, Rootfs, Size, Xen,
-    default_mac,
+    DEFAULT_INITRAMFS_MODULES, DEFAULT_NETWORK_MODULES, Diag, Guest, Init, Loc, Located, Modules,
+    Network, Recipe, RecipeError, Rootfs, Size, Xen, default_mac,
 };
 
 const XL_ACTIONS: [&str; 7] = [
@@ -36,8 +38,9 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
     let dir = recipe_dir(file);
     let guest = guest(&d, raw.guest.get_ref())?;
     let inputs = inputs(&d, &dir, &raw.inputs)?;
-    let rootfs = rootfs(&d, &dir, &raw.rootfs, &guest.name)?;
-    let modules = modules(&d, &raw.modules)?;
+    let mut warnings = Vec::new();
+    let rootfs = rootfs(&d, &dir, &raw.rootfs, &guest.name, &mut warnings)?;
+    let modules = modules(&d, &raw.modules, raw.network.is_some())?;
     let network = match &raw.network {
         None => None,
         Some(n) => Some(network(&d, n.get_ref(), &guest.name)?),
@@ -55,6 +58,7 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
         network,
         xen,
         init,
+        warnings,
     })
 }
 
@@ -75,7 +79,10 @@ fn guest(d: &Diag, g: &RawGuest) -> Result<Guest, RecipeError> {
                 d.at(
                     &v.span(),
                     "guest.vcpus",
-                    format!("{} vCPUs: must be 1 to 512", v.get_ref()),
+                    format!(
+                        "{} vCPUs: imgbuild allows 1 to 512 (512 is the most vCPUs Xen supports in a PV guest)",
+                        v.get_ref()
+                    ),
                 )
             })?,
     };
@@ -103,8 +110,14 @@ fn guest(d: &Diag, g: &RawGuest) -> Result<Guest, RecipeError> {
     })
 }
 
-/// `[rootfs]`
-fn rootfs(d: &Diag, dir: &Path, r: &RawRootfs, name: &str) -> Result<Rootfs, RecipeError> {
+/// `[rootfs]`; files the init hides at run time are `warnings`.
+fn rootfs(
+    d: &Diag,
+    dir: &Path,
+    r: &RawRootfs,
+    name: &str,
+    warnings: &mut Vec<RecipeError>,
+) -> Result<Rootfs, RecipeError> {
     let size = match &r.size {
         None => Located {
             value: Size::Auto,
@@ -141,16 +154,33 @@ fn rootfs(d: &Diag, dir: &Path, r: &RawRootfs, name: &str) -> Result<Rootfs, Rec
     };
     let mut files = Vec::new();
     for (i, f) in r.files.iter().enumerate() {
+        let value = extra_file(d, dir, f, i)?;
+        if let Some(m) = hidden_by(&value.dest) {
+            warnings.push(d.at(
+                &f.get_ref().dest.span(),
+                &format!("rootfs.files[{i}].dest"),
+                format!(
+                    "`{}` is in the image but hidden while the guest runs: the init mounts {} on {}",
+                    value.dest, m.fstype, m.target
+                ),
+            ));
+        }
         files.push(Located {
-            value: extra_file(d, dir, f, i)?,
+            value,
             loc: d.loc(&f.span()),
         });
     }
-    Ok(Rootfs { size, label, files })
+    Ok(Rootfs {
+        size,
+        label,
+        writable: r.writable.as_ref().is_some_and(|w| *w.get_ref()),
+        files,
+    })
 }
 
-/// `[modules]`
-fn modules(d: &Diag, m: &RawModules) -> Result<Modules, RecipeError> {
+/// `[modules]`; a list not given is its default (the block drivers; the
+/// NIC drivers if the guest has a network).
+fn modules(d: &Diag, m: &RawModules, has_network: bool) -> Result<Modules, RecipeError> {
     let names = |v: &[Spanned<String>], key: &str| -> Result<Vec<Located<String>>, RecipeError> {
         v.iter()
             .map(|m| {
@@ -170,9 +200,31 @@ fn modules(d: &Diag, m: &RawModules) -> Result<Modules, RecipeError> {
             })
             .collect()
     };
+    let defaults = |list: &[&str]| {
+        list.iter()
+            .map(|n| Located {
+                value: (*n).to_owned(),
+                loc: Loc::default(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let (load, load_key) = match &m.load {
+        Some(l) => (names(l.get_ref(), "modules.load")?, Some(d.loc(&l.span()))),
+        None if has_network => (defaults(&DEFAULT_NETWORK_MODULES), None),
+        None => (Vec::new(), None),
+    };
+    let (initramfs, initramfs_key) = match &m.initramfs {
+        Some(l) => (
+            names(l.get_ref(), "modules.initramfs")?,
+            Some(d.loc(&l.span())),
+        ),
+        None => (defaults(&DEFAULT_INITRAMFS_MODULES), None),
+    };
     Ok(Modules {
-        load: names(&m.load, "modules.load")?,
-        initramfs: names(&m.initramfs, "modules.initramfs")?,
+        load,
+        load_key,
+        initramfs,
+        initramfs_key,
     })
 }
 
@@ -273,11 +325,39 @@ fn xen(d: &Diag, x: &RawXen) -> Result<Xen, RecipeError> {
 /// `[init]`
 fn init(d: &Diag, i: &RawInit) -> Result<Init, RecipeError> {
     let shell = match &i.shell {
-        None => "/bin/sh".to_owned(),
+        None => Located {
+            value: "/bin/sh".to_owned(),
+            loc: Loc::default(),
+        },
         Some(s) if s.get_ref().trim().is_empty() => {
             return Err(d.at(&s.span(), "init.shell", "the shell command is empty"));
         }
-        Some(s) => s.get_ref().clone(),
+        Some(s) => {
+            let words = split_words(s.get_ref()).map_err(|why| {
+                d.at(
+                    &s.span(),
+                    "init.shell",
+                    format!(
+                        "`{}`: {why} (words, with \"…\" around one that has spaces)",
+                        s.get_ref()
+                    ),
+                )
+            })?;
+            if !words.first().is_some_and(|p| p.starts_with('/')) {
+                return Err(d.at(
+                    &s.span(),
+                    "init.shell",
+                    format!(
+                        "`{}`: the program must be an absolute path, e.g. /bin/sh",
+                        s.get_ref()
+                    ),
+                ));
+            }
+            Located {
+                value: s.get_ref().clone(),
+                loc: d.loc(&s.span()),
+            }
+        }
     };
     let root_wait_secs = match &i.root_wait {
         None => 30,
@@ -287,14 +367,24 @@ fn init(d: &Diag, i: &RawInit) -> Result<Init, RecipeError> {
             .ok_or_else(|| d.at(&w.span(), "init.root_wait", "must be 1 to 3600 seconds"))?,
     };
     let mut services = Vec::new();
-    for (n, s) in i.services.iter().enumerate() {
-        let s = s.get_ref();
+    for (n, spanned) in i.services.iter().enumerate() {
+        let s = spanned.get_ref();
         let key = format!("init.services[{n}]");
         if s.command.get_ref().first().is_none_or(String::is_empty) {
             return Err(d.at(
                 &s.command.span(),
                 &format!("{key}.command"),
                 "the command is empty",
+            ));
+        }
+        if !s.command.get_ref()[0].starts_with('/') {
+            return Err(d.at(
+                &s.command.span(),
+                &format!("{key}.command"),
+                format!(
+                    "`{}`: the program must be an absolute path in the image, e.g. /usr/sbin/httpd",
+                    s.command.get_ref()[0]
+                ),
             ));
         }
         let restart = match &s.restart {
@@ -307,9 +397,12 @@ fn init(d: &Diag, i: &RawInit) -> Result<Init, RecipeError> {
                 )
             })?,
         };
-        services.push(Service {
-            restart,
-            argv: s.command.get_ref().clone(),
+        services.push(Located {
+            value: Service {
+                restart,
+                argv: s.command.get_ref().clone(),
+            },
+            loc: d.loc(&s.command.span()),
         });
     }
     let (status_enabled, status_port) = match &i.status {
@@ -368,9 +461,15 @@ fn parse_memory(v: &toml::Value) -> Result<u32, String> {
             ));
         }
         other => {
+            let not = match other {
+                toml::Value::Float(f) => format!("the number {f}"),
+                toml::Value::Boolean(b) => format!("`{b}`"),
+                toml::Value::Array(_) => "a list".to_owned(),
+                toml::Value::Table(_) => "a table".to_owned(),
+                _ => format!("a {}", other.type_str()),
+            };
             return Err(format!(
-                "expected a size like \"512M\", found a {}",
-                other.type_str()
+                "guest.memory is a size with a unit, not {not}: write memory = \"512M\""
             ));
         }
     };
@@ -500,7 +599,7 @@ mod tests {
     #[test]
     fn init_defaults_and_services() {
         let r = parse("[guest]\nname = \"g\"\n").unwrap();
-        assert_eq!(r.init.shell, "/bin/sh");
+        assert_eq!(r.init.shell.value, "/bin/sh");
         assert_eq!(r.init.root_wait_secs, 30);
         assert!(r.init.status_enabled);
         assert_eq!(r.init.status_port, DEFAULT_PORT);
@@ -508,8 +607,9 @@ mod tests {
             "[guest]\nname = \"g\"\n[[init.services]]\ncommand = [\"/bin/x\", \"-a\"]\n[[init.services]]\ncommand = [\"/bin/y\"]\nrestart = \"once\"\n",
         )
         .unwrap();
+        let services: Vec<Service> = r.init.services.iter().map(|s| s.value.clone()).collect();
         assert_eq!(
-            r.init.services,
+            services,
             [
                 Service {
                     restart: Restart::Respawn,

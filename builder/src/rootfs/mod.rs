@@ -3,13 +3,17 @@
 
 pub mod busybox;
 mod plan;
+pub mod programs;
+pub mod resolve;
 pub mod write;
 
 use std::path::Path;
 
-pub use plan::{Node, Plan, PlanEntry};
+pub use plan::{Conflict, Node, Origin, Plan, PlanEntry};
 
-use crate::recipe::{FileKind, Recipe};
+use std::os::unix::fs::PermissionsExt;
+
+use crate::recipe::{FileKind, Recipe, RecipeError};
 
 /// Standard directories and their modes.
 pub const STANDARD_DIRS: [(&str, u16); 17] = [
@@ -65,8 +69,9 @@ pub struct RootfsParts<'a> {
 
 /// The root filesystem plan: standard dirs, busybox and its applet links,
 /// device nodes, /etc files, the init, modules, then the recipe's extra
-/// files (which may replace anything before them).
-pub fn plan(p: &RootfsParts<'_>) -> Plan {
+/// files (which may replace standard files, never silently lose anything:
+/// see [`Plan::place`]).
+pub fn plan(p: &RootfsParts<'_>) -> Result<Plan, RecipeError> {
     let mut plan = Plan::new();
     for (d, mode) in STANDARD_DIRS {
         plan.add(d, Node::Dir, mode);
@@ -118,21 +123,96 @@ pub fn plan(p: &RootfsParts<'_>) -> Plan {
         Node::Bytes(p.modules_dep.as_bytes().to_vec()),
         0o644,
     );
-    for f in &p.recipe.rootfs.files {
+    let r = p.recipe;
+    for (i, f) in r.rootfs.files.iter().enumerate() {
         let f = &f.value;
-        let node = match &f.kind {
-            FileKind::Copy(src) if src.is_dir() => Node::HostTree(src.clone()),
-            FileKind::Copy(src) => Node::HostFile(src.clone()),
-            FileKind::Text(t) => Node::Bytes(t.as_bytes().to_vec()),
-            FileKind::Directory => Node::Dir,
-            FileKind::Symlink(t) => Node::Symlink(t.clone()),
-            FileKind::CharDevice { major, minor } => Node::CharDev(*major, *minor),
-            FileKind::BlockDevice { major, minor } => Node::BlockDev(*major, *minor),
-            FileKind::Fifo => Node::Fifo,
+        let source_mode = |src: &Path| {
+            std::fs::metadata(src)
+                .map(|m| (m.permissions().mode() & 0o7777) as u16)
+                .map_err(|e| {
+                    r.error_at(
+                        r.rootfs.files[i].loc,
+                        &format!("rootfs.files[{i}].source"),
+                        format!("cannot read `{}`: {e}", src.display()),
+                    )
+                })
         };
-        plan.add_owned(&f.dest, node, f.mode, f.uid, f.gid);
+        let default = f.mode.unwrap_or_else(|| f.kind.default_mode());
+        let (node, mode) = match &f.kind {
+            FileKind::Copy(src) if src.is_dir() => (
+                Node::HostTree {
+                    src: src.clone(),
+                    file_mode: f.mode,
+                    dir_mode: f.dir_mode,
+                },
+                match f.dir_mode {
+                    Some(m) => m,
+                    None => source_mode(src)?,
+                },
+            ),
+            FileKind::Copy(src) => (
+                Node::HostFile(src.clone()),
+                match f.mode {
+                    Some(m) => m,
+                    None => source_mode(src)?,
+                },
+            ),
+            FileKind::Text(t) => (Node::Bytes(t.as_bytes().to_vec()), default),
+            FileKind::Directory => (Node::Dir, default),
+            FileKind::Symlink(t) => (Node::Symlink(t.clone()), default),
+            FileKind::CharDevice { major, minor } => (Node::CharDev(*major, *minor), default),
+            FileKind::BlockDevice { major, minor } => (Node::BlockDev(*major, *minor), default),
+            FileKind::Fifo => (Node::Fifo, default),
+        };
+        plan.place(&f.dest, node, mode, (f.uid, f.gid), i)
+            .map_err(|c| conflict_error(r, i, &c))?;
     }
-    plan
+    Ok(plan)
+}
+
+/// Where a recipe entry or the standard contents are, for messages.
+fn origin_text(r: &Recipe, o: Origin) -> String {
+    match o {
+        Origin::Standard => "the builder's standard contents, which the guest needs".to_owned(),
+        Origin::Recipe(j) => format!(
+            "rootfs.files[{j}] at {}:{}",
+            r.file.display(),
+            r.rootfs.files.get(j).map_or(0, |f| f.loc.line)
+        ),
+    }
+}
+
+/// The recipe error for entry `i`'s conflict.
+fn conflict_error(r: &Recipe, i: usize, c: &Conflict) -> RecipeError {
+    let f = &r.rootfs.files[i];
+    let dest = &f.value.dest;
+    let msg = match c {
+        Conflict::SameDest { earlier } => format!(
+            "`{dest}` is also the destination of {}; one would silently replace the other: keep one",
+            origin_text(r, Origin::Recipe(*earlier))
+        ),
+        Conflict::ReplacesDir { lost, origins } => {
+            let who: Vec<String> = origins.iter().map(|o| origin_text(r, *o)).collect();
+            let what = if lost.is_empty() {
+                format!("`{dest}` is a directory of the image")
+            } else {
+                format!(
+                    "`{dest}` is a directory of the image holding {}{}",
+                    lost.join(", "),
+                    if lost.len() >= 3 { ", …" } else { "" }
+                )
+            };
+            format!(
+                "{what} (from {}); a file, link or device there would replace all of it: put it inside (e.g. `{dest}/name`) or choose another path",
+                who.join("; ")
+            )
+        }
+        Conflict::UnderFile { parent, origin } => format!(
+            "`{dest}` would be inside `{parent}`, which is a file, link or device (from {}), not a directory",
+            origin_text(r, *origin)
+        ),
+    };
+    r.error_at(f.loc, &format!("rootfs.files[{i}].dest"), msg)
 }
 
 #[cfg(test)]
@@ -166,7 +246,7 @@ mod tests {
             modules: &modules,
             modules_dep: "kernel/drivers/net/x.ko:\n",
         };
-        let p = plan(&parts);
+        let p = plan(&parts).unwrap();
         assert_eq!(p.get("/tmp").unwrap().mode, 0o1777);
         assert_eq!(p.get("/dev/console").unwrap().node, Node::CharDev(5, 1));
         assert_eq!(p.get("/dev/null").unwrap().node, Node::CharDev(1, 3));

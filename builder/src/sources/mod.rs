@@ -1,8 +1,14 @@
 //! Inputs: Debian packages (fetched with `apt-get download`, unpacked in
 //! Rust) and local files or directories.
 //!
-//! The cache directory is the caller's choice. The tests that use real
-//! packages (`tests/sources_apt.rs`, `tests/kernel_modules.rs`) cache under
+//! Which version of a package: the one apt would download now (its
+//! candidate, or the pinned version), never "whatever is cached"; the cache
+//! holds `.deb`s verified against the package lists' SHA-256 ([`mod@fetch`]),
+//! their unpacked trees and nothing else that decides anything ([`cache`]).
+//!
+//! The cache directory is the caller's choice ([`cache::locate`] is the
+//! command line's). The tests that use real packages
+//! (`tests/sources_apt.rs`, `tests/kernel_modules.rs`) cache under
 //! `$IMGBUILD_CACHE` when it is set (to share downloads across runs and
 //! checkouts), else under Cargo's target tmp directory.
 //!
@@ -17,6 +23,7 @@
 //! ```
 
 pub mod ar;
+pub mod cache;
 pub mod control;
 pub mod deb;
 pub mod fetch;
@@ -31,7 +38,7 @@ use std::path::{Path, PathBuf};
 
 pub use control::{Control, Dependency};
 pub use deb::{Deb, DebError, UnpackReport, unpack, unpack_cached};
-pub use fetch::{Apt, FetchError, FetchEvent, fetch};
+pub use fetch::{Apt, Candidate, FetchError, FetchEvent, FetchedDeb, ListHash, fetch, sha256_file};
 pub use local::{LocalError, LocalKind, LocalSource, local};
 pub use spec::{PackageSpec, SpecError};
 
@@ -42,6 +49,40 @@ pub enum Input {
     Package(PackageSpec),
     /// A file, directory or `.deb` on the build host (relative to the recipe).
     Local(PathBuf),
+}
+
+/// Where a materialized input came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A package: what was asked for, and the `.deb` used (a metapackage
+    /// resolved to the package it depends on).
+    Package {
+        /// The spec as given (`linux-image-amd64`).
+        requested: PackageSpec,
+        /// The verified `.deb`.
+        deb: FetchedDeb,
+    },
+    /// A local `.deb`, unpacked into the cache.
+    LocalDeb {
+        /// Its absolute path.
+        path: PathBuf,
+        /// Its SHA-256, lower-case hex.
+        sha256: String,
+    },
+    /// A local file or directory, used where it is.
+    Local {
+        /// Its absolute path.
+        path: PathBuf,
+    },
+}
+
+/// An input made available on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Materialized {
+    /// The unpacked tree, or the local file or directory.
+    pub path: PathBuf,
+    /// Where it came from.
+    pub origin: Origin,
 }
 
 /// An input could not be made available.
@@ -59,41 +100,51 @@ pub enum SourceError {
 }
 
 impl Input {
-    /// Makes the input available on disk and returns its path: for a package
-    /// (or a local `.deb`), the directory it is unpacked into under
-    /// `cache_dir/unpacked/`; for a local file or directory, its path.
+    /// Makes the input available on disk: a package (fetched with `apt`,
+    /// see [`Apt::fetch_deb`]) or a local `.deb` is unpacked once into
+    /// `cache_dir/unpacked/`, keyed by its SHA-256 ([`cache::tree_name`]); a
+    /// local file or directory is used where it is.
     pub fn materialize(
         &self,
         base: &Path,
         cache_dir: &Path,
+        apt: &Apt,
         progress: &mut dyn FnMut(&FetchEvent),
-    ) -> Result<PathBuf, SourceError> {
-        let unpacked = cache_dir.join("unpacked");
+    ) -> Result<Materialized, SourceError> {
+        let unpacked = cache_dir.join(cache::UNPACKED_DIR);
         match self {
             Input::Package(spec) => {
-                let deb = fetch(spec, cache_dir, progress)?;
-                Ok(unpack_cached(&deb, &unpacked)?)
+                let deb = apt.fetch_deb(spec, cache_dir, progress)?;
+                let tree = unpacked.join(cache::tree_name(&deb.path, &deb.sha256));
+                let path = deb::unpack_cached_as(&deb.path, &tree)?;
+                Ok(Materialized {
+                    path,
+                    origin: Origin::Package {
+                        requested: spec.clone(),
+                        deb,
+                    },
+                })
             }
             Input::Local(path) => {
                 let l = local(path, base)?;
+                let abs = std::path::absolute(&l.path).unwrap_or_else(|_| l.path.clone());
                 match l.kind {
                     LocalKind::Deb => {
-                        // Keyed by size and mtime too: an edited local .deb is unpacked again.
-                        let meta =
-                            std::fs::metadata(&l.path).map_err(|source| LocalError::Missing {
+                        let sha256 =
+                            sha256_file(&l.path).map_err(|source| LocalError::Missing {
                                 path: l.path.clone(),
                                 source,
                             })?;
-                        let mtime = meta
-                            .modified()
-                            .ok()
-                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                            .map_or(0, |d| d.as_nanos());
-                        let stem = l.path.file_stem().unwrap_or_default().to_string_lossy();
-                        let key = format!("local-{stem}-{}-{mtime}", meta.len());
-                        Ok(deb::unpack_cached_as(&l.path, &unpacked.join(key))?)
+                        let tree = unpacked.join(cache::local_tree_name(&l.path, &sha256));
+                        Ok(Materialized {
+                            path: deb::unpack_cached_as(&l.path, &tree)?,
+                            origin: Origin::LocalDeb { path: abs, sha256 },
+                        })
                     }
-                    LocalKind::File | LocalKind::Dir => Ok(l.path),
+                    LocalKind::File | LocalKind::Dir => Ok(Materialized {
+                        path: l.path,
+                        origin: Origin::Local { path: abs },
+                    }),
                 }
             }
         }

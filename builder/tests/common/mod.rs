@@ -89,3 +89,51 @@ pub fn cpio_listing(path: &Path, gzip: bool) -> String {
         String::from_utf8(o.stdout).unwrap()
     }
 }
+
+/// Runs `imgbuild args…` with its stdout a pipe whose reading end is already
+/// closed (as `imgbuild … | head` after head has exited): its exit code (None:
+/// killed by a signal) and stderr.
+pub fn imgbuild_into_closed_pipe(args: &[&str]) -> (Option<i32>, String) {
+    // `true` exits at once; imgbuild starts after, so every write to its
+    // stdout fails with EPIPE. The subshell reports imgbuild's status.
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(r#"(sleep 0.2; "$0" "$@"; echo "status=$?" >&2) | true"#)
+        .arg(env!("CARGO_BIN_EXE_imgbuild"))
+        .args(args)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("IMGBUILD_INIT")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let (rest, status) = err
+        .trim_end()
+        .rsplit_once("status=")
+        .unwrap_or_else(|| panic!("no status in {err:?}"));
+    // A shell reports death by signal N as 128 + N.
+    let code: i32 = status.parse().unwrap();
+    (if code > 128 { None } else { Some(code) }, rest.to_owned())
+}
+
+/// Asserts that `o` failed with exactly one line on stderr, an
+/// `imgbuild: error: ` line holding `want` exactly once, and no cause twice
+/// (`…: X: X`); returns that line.
+pub fn one_error(o: &Output, want: &str) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "succeeded: {err}");
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "not one line: {err}");
+    let line = lines[0];
+    assert!(line.starts_with("imgbuild: error: "), "{line}");
+    assert_eq!(line.matches(want).count(), 1, "{want:?} not once: {line}");
+    assert!(
+        line.matches("(os error").count() <= 1,
+        "a cause twice: {line}"
+    );
+    let parts: Vec<&str> = line.split(": ").collect();
+    for w in parts.windows(2) {
+        assert_ne!(w[0], w[1], "a cause twice: {line}");
+    }
+    line.to_owned()
+}

@@ -6,8 +6,8 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Cmdlines, GuestFacts, GuestNet, MANIFEST_VERSION, Manifest, ManifestError, OutputFile,
-    check_guest_name, check_memory_mib,
+    Cmdlines, GuestFacts, GuestNet, InputRecord, InputSource, MANIFEST_VERSION, Manifest,
+    ManifestError, OutputFile, check_guest_name, check_memory_mib,
 };
 use crate::hostname::Hostname;
 use crate::net::{Ipv4Cidr, Mac, ValueError};
@@ -42,7 +42,105 @@ struct Wire {
     kernel_version: String,
     guest: GuestWire,
     cmdline: CmdlineWire,
+    inputs: Vec<InputWire>,
     outputs: Vec<OutputWire>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct InputWire {
+    input: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    requested: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    package: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    architecture: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    busybox_version: Option<String>,
+}
+
+impl InputWire {
+    fn of(r: &InputRecord) -> InputWire {
+        let mut w = InputWire {
+            input: r.input.clone(),
+            requested: None,
+            package: None,
+            version: None,
+            architecture: None,
+            path: None,
+            sha256: String::new(),
+            busybox_version: r.busybox_version.clone(),
+        };
+        match &r.source {
+            InputSource::Package {
+                requested,
+                package,
+                version,
+                architecture,
+                sha256,
+            } => {
+                w.requested = Some(requested.clone());
+                w.package = Some(package.clone());
+                w.version = Some(version.clone());
+                w.architecture = Some(architecture.clone());
+                w.sha256.clone_from(sha256);
+            }
+            InputSource::Path { path, sha256 } => {
+                w.path = Some(path.clone());
+                w.sha256.clone_from(sha256);
+            }
+        }
+        w
+    }
+
+    fn check(self, i: usize) -> Result<InputRecord, ManifestError> {
+        let key = |k: &str| format!("inputs[{i}].{k}");
+        if self.input.is_empty() {
+            return Err(invalid(key("input"), "empty"));
+        }
+        if !is_sha256(&self.sha256) {
+            return Err(invalid(key("sha256"), "expected 64 lower-case hex digits"));
+        }
+        let source = match (self.package, self.path) {
+            (Some(package), None) => {
+                let (Some(requested), Some(version), Some(architecture)) =
+                    (self.requested, self.version, self.architecture)
+                else {
+                    return Err(invalid(
+                        key("package"),
+                        "a package input has requested, version and architecture",
+                    ));
+                };
+                InputSource::Package {
+                    requested,
+                    package,
+                    version,
+                    architecture,
+                    sha256: self.sha256,
+                }
+            }
+            (None, Some(path)) => InputSource::Path {
+                path,
+                sha256: self.sha256,
+            },
+            _ => {
+                return Err(invalid(
+                    key("package"),
+                    "give exactly one of package or path",
+                ));
+            }
+        };
+        Ok(InputRecord {
+            input: self.input,
+            source,
+            busybox_version: self.busybox_version,
+        })
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -102,6 +200,7 @@ impl Manifest {
                 xen: self.cmdline.xen.clone(),
                 qemu: self.cmdline.qemu.clone(),
             },
+            inputs: self.inputs.iter().map(InputWire::of).collect(),
             outputs: self
                 .outputs
                 .iter()
@@ -171,6 +270,12 @@ impl Manifest {
                 return Err(invalid(key, "empty"));
             }
         }
+        let inputs = w
+            .inputs
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| r.check(i))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut outputs = Vec::new();
         for (i, o) in w.outputs.into_iter().enumerate() {
             let f = output_file(i, &o.role, o.file, o.size, o.sha256)?;
@@ -198,6 +303,7 @@ impl Manifest {
                 xen: w.cmdline.xen,
                 qemu: w.cmdline.qemu,
             },
+            inputs,
             outputs,
         })
     }

@@ -34,6 +34,11 @@ mod json;
 pub const MANIFEST_VERSION: u32 = 1;
 /// The least memory a guest is built or booted with, MiB.
 pub const MIN_MEMORY_MIB: u32 = 32;
+/// The most memory a guest is built or booted with, MiB: 512 GiB. A Linux
+/// PV guest uses at most 512 GiB unless its kernel was built without
+/// `CONFIG_XEN_512GB` (or booted with `xen_512gb_limit=0`); QEMU accepts
+/// more, but a guest must run under both.
+pub const MAX_MEMORY_MIB: u32 = 512 * 1024;
 
 /// What a build produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,8 +53,47 @@ pub struct Manifest {
     pub guest: GuestFacts,
     /// The kernel command line per platform.
     pub cmdline: Cmdlines,
+    /// Where every input came from, in recipe order (kernel, busybox).
+    pub inputs: Vec<InputRecord>,
     /// The files, in [`Output::ALL`] order.
     pub outputs: Vec<OutputFile>,
+}
+
+/// One input of the build, as it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputRecord {
+    /// Which input: `kernel`, `busybox`.
+    pub input: String,
+    /// The package or file it came from.
+    pub source: InputSource,
+    /// The version the busybox binary reports (busybox only).
+    pub busybox_version: Option<String>,
+}
+
+/// Where an input came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputSource {
+    /// A Debian package.
+    Package {
+        /// What the recipe asked for (`linux-image-amd64`, `busybox-static=1:1.35.0-4`).
+        requested: String,
+        /// The package used (a metapackage resolved to what it depends on).
+        package: String,
+        /// Its exact version.
+        version: String,
+        /// Its architecture.
+        architecture: String,
+        /// Lower-case hex SHA-256 of the `.deb`.
+        sha256: String,
+    },
+    /// A file on the build host (a local `.deb`, or the kernel or busybox
+    /// binary itself).
+    Path {
+        /// Its absolute path.
+        path: String,
+        /// Lower-case hex SHA-256 of the file.
+        sha256: String,
+    },
 }
 
 /// The guest as it was built.
@@ -155,12 +199,13 @@ pub fn check_guest_name(name: &str) -> Result<(), ValueError> {
 /// Checks the guest's memory size, MiB.
 pub fn check_memory_mib(mib: u64) -> Result<u32, ValueError> {
     match u32::try_from(mib) {
-        Ok(m) if m >= MIN_MEMORY_MIB => Ok(m),
-        Ok(_) => Err(ValueError(format!(
+        Ok(m) if (MIN_MEMORY_MIB..=MAX_MEMORY_MIB).contains(&m) => Ok(m),
+        Ok(m) if m < MIN_MEMORY_MIB => Err(ValueError(format!(
             "{mib} MiB is too little memory for a Linux guest (at least {MIN_MEMORY_MIB} MiB)"
         ))),
-        Err(_) => Err(ValueError(format!(
-            "{mib} MiB is more memory than a guest can have"
+        _ => Err(ValueError(format!(
+            "{mib} MiB is more memory than a guest can have: at most 512 GiB \
+             (Linux PV guests are limited to 512 GiB by default, CONFIG_XEN_512GB)"
         ))),
     }
 }
@@ -168,6 +213,8 @@ pub fn check_memory_mib(mib: u64) -> Result<u32, ValueError> {
 #[cfg(all(test, feature = "serde"))]
 mod tests {
     use super::*;
+
+    const SHA: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
     fn sample() -> Manifest {
         Manifest {
@@ -190,6 +237,27 @@ mod tests {
                 xen: "root=/dev/xvda ro console=hvc0".into(),
                 qemu: "root=/dev/vda ro console=ttyS0 panic=-1".into(),
             },
+            inputs: vec![
+                InputRecord {
+                    input: "kernel".into(),
+                    source: InputSource::Package {
+                        requested: "linux-image-amd64".into(),
+                        package: "linux-image-6.1.0-56-amd64".into(),
+                        version: "6.1.158-1".into(),
+                        architecture: "amd64".into(),
+                        sha256: SHA.into(),
+                    },
+                    busybox_version: None,
+                },
+                InputRecord {
+                    input: "busybox".into(),
+                    source: InputSource::Path {
+                        path: "/opt/busybox".into(),
+                        sha256: SHA.into(),
+                    },
+                    busybox_version: Some("1.36.1".into()),
+                },
+            ],
             outputs: Output::ALL
                 .iter()
                 .map(|o| OutputFile {
@@ -235,6 +303,11 @@ mod tests {
             "root=/dev/vda ro console=ttyS0 panic=-1"
         );
         assert_eq!(v["kernel_version"], "6.1.0-56-amd64");
+        assert_eq!(v["inputs"][0]["package"], "linux-image-6.1.0-56-amd64");
+        assert_eq!(v["inputs"][0]["requested"], "linux-image-amd64");
+        assert_eq!(v["inputs"][1]["path"], "/opt/busybox");
+        assert_eq!(v["inputs"][1]["busybox_version"], "1.36.1");
+        assert!(v["inputs"][1]["version"].is_null());
         assert!(sample().to_json().ends_with("}\n"));
     }
 
@@ -319,6 +392,20 @@ mod tests {
             key_of(with(|v| v["cmdline"]["qemu"] = "".into())),
             "cmdline.qemu"
         );
+        assert_eq!(
+            key_of(with(|v| v["inputs"][0]["sha256"] = "x".into())),
+            "inputs[0].sha256"
+        );
+        assert_eq!(
+            key_of(with(|v| v["inputs"][1]["package"] = "busybox-static".into())),
+            "inputs[1].package"
+        );
+        assert_eq!(
+            key_of(with(|v| drop(
+                v["inputs"][0].as_object_mut().unwrap().remove("version")
+            ))),
+            "inputs[0].package"
+        );
     }
 
     #[test]
@@ -363,5 +450,12 @@ mod tests {
         assert_eq!(check_memory_mib(512), Ok(512));
         assert!(check_memory_mib(31).is_err());
         assert!(check_memory_mib(1 << 40).is_err());
+        // 512 GiB, the Linux PV limit, is the most.
+        assert_eq!(check_memory_mib(512 << 10), Ok(MAX_MEMORY_MIB));
+        let e = check_memory_mib((512 << 10) + 1).unwrap_err().0;
+        assert!(
+            e.contains("at most 512 GiB") && e.contains("CONFIG_XEN_512GB"),
+            "{e}"
+        );
     }
 }

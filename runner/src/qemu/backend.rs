@@ -116,14 +116,18 @@ pub struct QemuBackend {
 }
 
 impl QemuBackend {
-    /// Checks QEMU, picks the accelerator, creates the namespace.
+    /// Checks the guest's network and the capability, checks QEMU, picks
+    /// the accelerator, creates the namespace. An error leaves no empty log
+    /// directory behind.
     pub fn new(
         g: &GuestDir,
         cfg: QemuConfig,
         cancel: &Cancel,
         progress: &mut dyn FnMut(&Event),
     ) -> Result<QemuBackend, QemuError> {
-        let (net, gateway) = g.network()?;
+        let (net, bridge) = g.network()?;
+        // Before anything is created (log directory, KVM probe).
+        netns::check_capability()?;
         let host = Host::prepare(
             &cfg.qemu,
             cfg.accel,
@@ -140,7 +144,9 @@ impl QemuBackend {
                 "removed namespace {stale} left by a killed run"
             )));
         }
-        let ns = NetNs::create(gateway, net.address.prefix())?;
+        let ns = NetNs::create(bridge, net.address.prefix()).inspect_err(|_| {
+            host.discard_unused_log_dir();
+        })?;
         progress(&Event::Namespace(ns.name().to_string()));
         Ok(QemuBackend {
             g: g.clone(),

@@ -32,6 +32,8 @@ pub struct Host {
     pub version: QemuVersion,
     pub accel: Accel,
     pub log_dir: PathBuf,
+    /// Whether `prepare` created `log_dir` (so may remove it again).
+    created_log_dir: bool,
 }
 
 impl Host {
@@ -54,6 +56,7 @@ impl Host {
                 std::env::temp_dir().join(format!("imgrun-{}-{secs}", std::process::id()))
             }
         };
+        let created_log_dir = !log_dir.exists();
         std::fs::create_dir_all(&log_dir).map_err(|source| SessionError::LogDir {
             path: log_dir.clone(),
             source,
@@ -64,7 +67,18 @@ impl Host {
             version,
             accel,
             log_dir,
+            created_log_dir,
         })
+    }
+
+    /// Removes the log directory again if `prepare` created it and nothing
+    /// has been written there: for errors before any VM ran, which would
+    /// otherwise leave an empty `imgrun-*` directory behind.
+    pub fn discard_unused_log_dir(&self) {
+        if self.created_log_dir {
+            // Fails (and keeps the directory) unless it is empty.
+            let _ = std::fs::remove_dir(&self.log_dir);
+        }
     }
 
     /// `QEMU 10.0.2 (tcg)`.

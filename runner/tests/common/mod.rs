@@ -31,21 +31,63 @@ pub fn guest() -> Option<PathBuf> {
     Some(DIR.get_or_init(build_guest).clone())
 }
 
+/// A variant of `recipes/busybox.toml`: its text with `edit` applied,
+/// built as the busybox guest is (into `<target>/<profile>/imgrun-test-out-<tag>`,
+/// once per test run and tag). `IMGRUN_TEST_IMAGE` does not apply: a
+/// variant is always built. `None` (after printing why) when the test must skip.
+pub fn guest_variant(tag: &str, edit: fn(&str) -> String) -> Option<PathBuf> {
+    if !is_root() {
+        eprintln!("SKIPPED: imgrun's QEMU tests need root (CAP_NET_ADMIN for a network namespace)");
+        return None;
+    }
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, dir)) = built.iter().find(|(t, _)| t == tag) {
+        return Some(dir.clone());
+    }
+    let original = std::fs::read_to_string(workspace().join("recipes/busybox.toml"))
+        .expect("reading recipes/busybox.toml");
+    let text = edit(&original);
+    assert_ne!(
+        text, original,
+        "the {tag} edit changed nothing in recipes/busybox.toml"
+    );
+    let out = profile_dir().join(format!("imgrun-test-out-{tag}"));
+    std::fs::create_dir_all(&out).expect("creating the variant's output directory");
+    let recipe = out.join(format!("busybox-{tag}.toml"));
+    std::fs::write(&recipe, text).expect("writing the variant recipe");
+    let dir = build_recipe(&recipe, &out);
+    built.push((tag.to_string(), dir.clone()));
+    Some(dir)
+}
+
+/// `<target>/<profile>`, where this test binary and `imgbuild` are.
+fn profile_dir() -> PathBuf {
+    // <target>/<profile>/deps/<test> -> <target>/<profile>
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent()?.parent().map(Path::to_path_buf))
+        .expect("test binary location")
+}
+
 /// Builds the busybox guest with the builder, as a user would:
-/// `imgbuild recipe recipes/busybox.toml`. Uses the `imgbuild` binary built
-/// next to this test (CI runs `cargo build --workspace` first), else
-/// `cargo run -p imgbuild`. `IMGRUN_TEST_IMAGE=<dir>` skips the build.
+/// `imgbuild recipe recipes/busybox.toml`. `IMGRUN_TEST_IMAGE=<dir>` skips the build.
 fn build_guest() -> PathBuf {
     if let Ok(dir) = std::env::var("IMGRUN_TEST_IMAGE") {
         return PathBuf::from(dir);
     }
-    // <target>/<profile>/deps/<test> -> <target>/<profile>
-    let profile_dir = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent()?.parent().map(Path::to_path_buf))
-        .expect("test binary location");
-    let out = profile_dir.join("imgrun-test-out");
-    let sibling = profile_dir.join("imgbuild");
+    build_recipe(
+        Path::new("recipes/busybox.toml"),
+        &profile_dir().join("imgrun-test-out"),
+    )
+}
+
+/// `imgbuild recipe <recipe> --out <out>` (from the workspace root) and the
+/// guest directory it made, `<out>/busybox`. Uses the `imgbuild` binary built
+/// next to this test (CI runs `cargo build --workspace` first), else
+/// `cargo run -p imgbuild`.
+fn build_recipe(recipe: &Path, out: &Path) -> PathBuf {
+    let sibling = profile_dir().join("imgbuild");
     let mut cmd = if sibling.is_file() {
         Command::new(&sibling)
     } else {
@@ -59,12 +101,15 @@ fn build_guest() -> PathBuf {
         c
     };
     cmd.current_dir(workspace())
-        .args(["recipe", "recipes/busybox.toml", "--out"])
-        .arg(&out);
+        .arg("recipe")
+        .arg(recipe)
+        .arg("--out")
+        .arg(out);
     let status = cmd.status().expect("running imgbuild to build the guest");
     assert!(
         status.success(),
-        "imgbuild recipe recipes/busybox.toml failed: {status}"
+        "imgbuild recipe {} failed: {status}",
+        recipe.display()
     );
     let dir = out.join("busybox");
     assert!(

@@ -1,0 +1,256 @@
+//! What only a build can find wrong — conflicts between files, programs the
+//! init would start that are not in the image, missing block drivers, an
+//! initramfs over budget, a size the host cannot hold — with real Debian
+//! inputs, through `imgbuild recipe --check` (which writes nothing) and a
+//! real build where the image itself is the evidence.
+
+mod common;
+
+use std::path::Path;
+
+use common::{imgbuild, ok, tool};
+
+/// A recipe that is wrong only at build time, and the error it must give.
+struct Case {
+    name: &'static str,
+    /// The recipe after `[guest] name = "t"` (which is lines 1-2).
+    body: &'static str,
+    line_col: &'static str,
+    key: &'static str,
+    message: &'static str,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "a file over /etc",
+        body: "[[rootfs.files]]\ndest = \"/etc\"\ntext = \"oops\"\n",
+        line_col: "3:1",
+        key: "rootfs.files[0].dest",
+        message: "`/etc` is a directory of the image holding /etc/group, /etc/hostname, /etc/hosts, … (from the builder's standard contents, which the guest needs); a file, link or device there would replace all of it",
+    },
+    Case {
+        name: "a file over a directory an earlier entry made",
+        body: "[[rootfs.files]]\ndest = \"/etc/motd/x\"\ntext = \"x\"\n[[rootfs.files]]\ndest = \"/etc/motd\"\ntext = \"y\"\n",
+        line_col: "6:1",
+        key: "rootfs.files[1].dest",
+        message: "`/etc/motd` is a directory of the image holding /etc/motd/x (from rootfs.files[0] at ",
+    },
+    Case {
+        name: "the same dest twice",
+        body: "[[rootfs.files]]\ndest = \"/srv/a\"\ntext = \"x\"\n[[rootfs.files]]\ndest = \"/srv//a\"\ntext = \"y\"\n",
+        line_col: "6:1",
+        key: "rootfs.files[1].dest",
+        message: "`/srv/a` is also the destination of rootfs.files[0] at ",
+    },
+    Case {
+        name: "a file inside a standard file",
+        body: "[[rootfs.files]]\ndest = \"/etc/passwd/x\"\ntext = \"x\"\n",
+        line_col: "3:1",
+        key: "rootfs.files[0].dest",
+        message: "`/etc/passwd/x` would be inside `/etc/passwd`, which is a file, link or device",
+    },
+    Case {
+        name: "a file where the init mounts /proc",
+        body: "[[rootfs.files]]\ndest = \"/proc\"\ntext = \"x\"\n",
+        line_col: "3:1",
+        key: "rootfs.files[0].dest",
+        message: "`/proc` is a directory of the image",
+    },
+    Case {
+        name: "a service whose program busybox puts elsewhere",
+        body: "[[init.services]]\ncommand = [\"/bin/httpd\", \"-f\", \"-p\", \"80\"]\n",
+        line_col: "4:11",
+        key: "init.services[0].command",
+        message: "`/bin/httpd` is not in the image; `httpd` is at /usr/sbin/httpd",
+    },
+    Case {
+        name: "a console shell that is not there",
+        body: "[init]\nshell = \"/bin/bash -l\"\n",
+        line_col: "4:9",
+        key: "init.shell",
+        message: "`/bin/bash` is not in the image",
+    },
+    Case {
+        name: "a service that is not executable",
+        body: "[[rootfs.files]]\ndest = \"/usr/local/bin/job\"\ntext = \"#!/bin/sh\\necho hi\\n\"\n[[init.services]]\ncommand = [\"/usr/local/bin/job\"]\nrestart = \"once\"\n",
+        line_col: "7:11",
+        key: "init.services[0].command",
+        message: "`/usr/local/bin/job` is not executable in the image",
+    },
+    Case {
+        name: "no block driver in the initramfs",
+        body: "[modules]\ninitramfs = []\n",
+        line_col: "4:13",
+        key: "modules.initramfs",
+        message: "the guest could not find its root disk under Xen: xen-blkfront is neither built into kernel ",
+    },
+    Case {
+        name: "no QEMU block driver in the initramfs",
+        body: "[modules]\ninitramfs = [\"xen-blkfront\"]\n",
+        line_col: "4:13",
+        key: "modules.initramfs",
+        message: "the guest could not find its root disk under QEMU: virtio_blk and virtio_pci is neither built into kernel ",
+    },
+    Case {
+        name: "an initramfs over its budget",
+        body: "[modules]\ninitramfs = [\"xen-blkfront\", \"virtio_blk\", \"virtio_pci\", \"amdgpu\"]\n",
+        line_col: "4:13",
+        key: "modules.initramfs",
+        message: "over the 2 MiB limit; its largest modules (uncompressed, with their dependencies): amdgpu.ko (",
+    },
+    Case {
+        name: "a size the host cannot hold in one file",
+        body: "[rootfs]\nsize = \"100T\"\n",
+        line_col: "4:8",
+        key: "rootfs.size",
+        message: "100 TiB is more than the filesystem of ",
+    },
+    Case {
+        name: "a size the contents do not fit",
+        body: "[rootfs]\nsize = \"1M\"\n",
+        line_col: "4:8",
+        key: "rootfs.size",
+        message: "1 MiB is too small for the contents: at least ",
+    },
+];
+
+fn check(dir: &Path, file: &str, text: &str) -> std::process::Output {
+    let recipe = dir.join(file);
+    std::fs::write(&recipe, text).unwrap();
+    let out = dir.join("out");
+    imgbuild(&[
+        "recipe",
+        "--check",
+        recipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn build_time_mistakes_name_file_line_key_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for (n, case) in CASES.iter().enumerate() {
+        let file = format!("case{n}.toml");
+        let o = check(
+            tmp.path(),
+            &file,
+            &format!("[guest]\nname = \"t\"\n{}", case.body),
+        );
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        let recipe = tmp.path().join(&file);
+        let head = format!(
+            "{}:{}: key `{}`: ",
+            recipe.display(),
+            case.line_col,
+            case.key
+        );
+        if o.status.success() || !stderr.contains(&head) || !stderr.contains(case.message) {
+            failures.push(format!(
+                "{}: exit {}, want {head}…{}…, got:\n{stderr}",
+                case.name, o.status, case.message
+            ));
+        }
+        if stderr.matches("error:").count() != 1 {
+            failures.push(format!(
+                "{}: the error is not said once:\n{stderr}",
+                case.name
+            ));
+        }
+    }
+    // --check wrote nothing: no output directory, no staging, no scratch.
+    assert!(
+        !tmp.path().join("out").exists(),
+        "--check made the output directory"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn files_the_init_hides_are_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = check(
+        tmp.path(),
+        "dev.toml",
+        "[guest]\nname = \"t\"\n[[rootfs.files]]\ndest = \"/dev/xvdb\"\nblock_device = { major = 202, minor = 16 }\n[[rootfs.files]]\ndest = \"/tmp/x\"\ntext = \"x\"\n",
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    for (line, what) in [("4:8", "devtmpfs on /dev"), ("7:8", "tmpfs on /tmp")] {
+        assert!(
+            stderr.contains(&format!(
+                "warning: {}:{line}: key `rootfs.files[",
+                tmp.path().join("dev.toml").display()
+            )) && stderr.contains(&format!(
+                "hidden while the guest runs: the init mounts {what}"
+            )),
+            "{line} {what}: {stderr}"
+        );
+    }
+}
+
+/// A copied directory keeps its own modes (it used to land 0644); `mode` and
+/// `dir_mode` set its files' and directories' for the whole tree.
+#[test]
+fn copied_trees_keep_their_modes_unless_told() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let www = tmp.path().join("files/www");
+    std::fs::create_dir_all(www.join("cgi")).unwrap();
+    std::fs::write(www.join("index.html"), "hi\n").unwrap();
+    std::fs::write(www.join("cgi/run"), "#!/bin/sh\n").unwrap();
+    std::fs::write(tmp.path().join("files/tool"), "#!/bin/sh\n").unwrap();
+    for (p, m) in [
+        ("files/www", 0o755),
+        ("files/www/cgi", 0o750),
+        ("files/www/index.html", 0o644),
+        ("files/www/cgi/run", 0o700),
+        ("files/tool", 0o755),
+    ] {
+        std::fs::set_permissions(tmp.path().join(p), std::fs::Permissions::from_mode(m)).unwrap();
+    }
+    let recipe = tmp.path().join("www.toml");
+    std::fs::write(
+        &recipe,
+        "[guest]\nname = \"www\"\n[rootfs]\nsize = \"auto\"\n\
+         [[rootfs.files]]\ndest = \"/srv/www\"\nsource = \"files/www\"\n\
+         [[rootfs.files]]\ndest = \"/srv/flat\"\nsource = \"files/www\"\nmode = \"0600\"\ndir_mode = \"0711\"\n\
+         [[rootfs.files]]\ndest = \"/usr/local/bin/tool\"\nsource = \"files/tool\"\n\
+         [[init.services]]\ncommand = [\"/usr/local/bin/tool\"]\nrestart = \"once\"\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    ok(imgbuild(&[
+        "recipe",
+        recipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let img = out.join("www/rootfs.img");
+    tool("e2fsck", &["-fn", img.to_str().unwrap()]);
+    let mode = |p: &str| {
+        let st = tool(
+            "debugfs",
+            &["-R", &format!("stat {p}"), img.to_str().unwrap()],
+        );
+        st.split("Mode:")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no mode for {p}: {st}"))
+            .to_owned()
+    };
+    for (p, want) in [
+        ("/srv/www", "0755"),
+        ("/srv/www/cgi", "0750"),
+        ("/srv/www/index.html", "0644"),
+        ("/srv/www/cgi/run", "0700"),
+        ("/srv/flat", "0711"),
+        ("/srv/flat/cgi", "0711"),
+        ("/srv/flat/index.html", "0600"),
+        ("/srv/flat/cgi/run", "0600"),
+        ("/usr/local/bin/tool", "0755"),
+    ] {
+        assert_eq!(mode(p), want, "{p}");
+    }
+}
