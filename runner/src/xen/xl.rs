@@ -54,11 +54,12 @@ pub struct Domain {
 }
 
 impl Domain {
-    /// Running or blocked (idle), not paused, shut down, crashed or dying.
+    /// Running, blocked (idle) or runnable (`------`: waiting for a CPU,
+    /// common on a host with one), not paused, shut down, crashed or dying.
     pub fn is_live(&self) -> bool {
         let s = self.state.as_bytes();
         let flag = |c: u8| s.contains(&c);
-        (flag(b'r') || flag(b'b')) && !flag(b'p') && !flag(b's') && !flag(b'c') && !flag(b'd')
+        !flag(b'p') && !flag(b's') && !flag(b'c') && !flag(b'd')
     }
 }
 
@@ -113,6 +114,16 @@ busybox--incoming                            8   512     1     --p---       0.0\
         );
         assert!(d[0].is_live() && d[1].is_live());
         assert!(!d[2].is_live());
+        let state = |s: &str| Domain {
+            name: "g".into(),
+            id: 1,
+            state: s.into(),
+        };
+        // Runnable but not on a CPU at this moment: no flag at all.
+        assert!(state("------").is_live());
+        for dead in ["---s--", "----c-", "-----d", "--p---", "-b-s--"] {
+            assert!(!state(dead).is_live(), "{dead}");
+        }
         assert_eq!(d[2].name, "busybox--incoming");
     }
 
