@@ -20,7 +20,8 @@ pub enum Command {
     /// Build everything a recipe describes into out/<name>/ (rootfs.img,
     /// initrd.img, vmlinuz, <name>.cfg, manifest.json).
     Recipe(RecipeArgs),
-    /// Write an ext4 image from a directory tree (rootless `mke2fs -t ext4 -d`).
+    /// Write an ext4 image from a directory tree or a tar archive (rootless
+    /// `mke2fs -t ext4 -d`).
     Mkfs(MkfsArgs),
     /// List files in an ext4 image with mode, owner and size.
     Inspect(InspectArgs),
@@ -121,9 +122,12 @@ pub enum Owner {
 /// `imgbuild mkfs`
 #[derive(Debug, Args)]
 pub struct MkfsArgs {
-    /// Source directory.
-    #[arg(value_name = "DIR")]
-    pub dir: PathBuf,
+    /// What goes in: a directory, or a tar archive (plain, gzip, xz or zstd,
+    /// told by its contents, not its name; `-` reads one from standard
+    /// input) whose owners, modes, devices, hard links, times, xattrs and
+    /// sparse files are kept, so no root is needed to make a root filesystem.
+    #[arg(value_name = "SOURCE")]
+    pub source: PathBuf,
     /// Image file to write.
     #[arg(value_name = "IMAGE")]
     pub image: PathBuf,
@@ -136,20 +140,50 @@ pub struct MkfsArgs {
     /// Filesystem UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx).
     #[arg(long, short = 'U')]
     pub uuid: Option<String>,
-    /// Ownership of files from DIR.
+    /// Ownership of files from a directory (an archive's always keep
+    /// their numeric owners).
     #[arg(long, value_enum, default_value_t = Owner::Root)]
     pub owner: Owner,
     /// Do not create a journal.
     #[arg(long)]
     pub no_journal: bool,
+    /// Reserve no GDT blocks for growing and make no resize inode (as
+    /// `mke2fs -O ^resize_inode`). By default, as mke2fs, there is room for
+    /// the group descriptors of a filesystem 1024 times the size (up to 2^32
+    /// blocks), into which resize2fs and the kernel grow a filesystem on a
+    /// bigger disk, also while it is mounted. Filesystems beyond 2^32 blocks
+    /// or with meta_bg have none anyway.
+    #[arg(long)]
+    pub no_resize_inode: bool,
     /// Block size in bytes: 1024, 2048 or 4096.
     #[arg(long, short = 'b', default_value_t = 4096)]
     pub block_size: u32,
+    /// Bytes of filesystem per inode, as `mke2fs -i`: 1024 to 67108864
+    /// [default: mke2fs.conf's by size: 8192 under 3 MiB, 4096 under
+    /// 512 MiB, 16384 under 4 TiB, 32768 under 16 TiB, else 65536]. The
+    /// contents get the inodes they need regardless.
+    #[arg(
+        long,
+        short = 'i',
+        value_name = "BYTES_PER_INODE",
+        conflicts_with = "inodes"
+    )]
+    pub bytes_per_inode: Option<u64>,
+    /// Number of inodes, as `mke2fs -N` (rounded as mke2fs rounds it, to
+    /// fill inode-table blocks). The contents get the inodes they need
+    /// regardless.
+    #[arg(long, short = 'N', value_name = "NUMBER_OF_INODES")]
+    pub inodes: Option<u64>,
     /// Seed for the UUID and directory hash seed (reproducible images).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Timestamp for all inodes (seconds since the epoch) [default: $SOURCE_DATE_EPOCH or 0].
-    #[arg(long, allow_negative_numbers = true)]
+    /// Every time of every inode and of the superblock (seconds since the
+    /// epoch). Without it each entry keeps the source's atime, mtime and
+    /// ctime, with nanoseconds (crtime = mtime), as mke2fs -d does; root,
+    /// lost+found and the superblock get the time now. With
+    /// $SOURCE_DATE_EPOCH set (and no --timestamp), times after it become it
+    /// and it is "now" (reproducible builds).
+    #[arg(long, allow_negative_numbers = true, value_name = "SECONDS")]
     pub timestamp: Option<i64>,
 }
 
@@ -230,8 +264,21 @@ mod tests {
         };
         assert_eq!(m.size, "1G");
         assert!(m.no_journal);
+        assert!(!m.no_resize_inode);
         assert_eq!(m.owner, Owner::Keep);
         assert_eq!(m.seed, Some(7));
+        assert_eq!((m.bytes_per_inode, m.inodes), (None, None));
+        let c = Cli::try_parse_from(["imgbuild", "mkfs", "d", "i.img", "-i", "4096"]).unwrap();
+        let Command::Mkfs(m) = c.command else {
+            panic!("not mkfs")
+        };
+        assert_eq!(m.bytes_per_inode, Some(4096));
+        let c = Cli::try_parse_from(["imgbuild", "mkfs", "d", "i.img", "--inodes", "9"]).unwrap();
+        let Command::Mkfs(m) = c.command else {
+            panic!("not mkfs")
+        };
+        assert_eq!(m.inodes, Some(9));
+        assert!(Cli::try_parse_from(["imgbuild", "mkfs", "d", "i", "-i", "1", "-N", "1"]).is_err());
     }
 
     #[test]

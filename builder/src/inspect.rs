@@ -9,6 +9,14 @@ use ext4_view::{Ext4, Ext4Error, FileType, Metadata};
 /// Why an image cannot be inspected.
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
+    /// The image has `meta_bg`, which `ext4-view` does not read.
+    #[error(
+        "cannot read ext4 image {image}: it has meta_bg (as mke2fs and imgbuild mkfs make filesystems of 1 KiB blocks from about 740 GiB, 2 KiB from 12 TiB, 4 KiB from 192 TiB), which inspect's ext4 reader (ext4-view) does not read; debugfs -R 'ls -l /' {image} does"
+    )]
+    MetaBg {
+        /// The image.
+        image: PathBuf,
+    },
     /// The image cannot be opened as ext4.
     #[error("cannot read ext4 image {image}: {source}")]
     Load {
@@ -167,12 +175,28 @@ pub fn utc(secs: i64) -> String {
     )
 }
 
+/// `INCOMPAT_META_BG` in `s_feature_incompat`.
+const INCOMPAT_META_BG: u32 = 0x10;
+
+/// Whether `image` has an ext4 superblock with `meta_bg`.
+fn has_meta_bg(image: &Path) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut sb = [0u8; 0x64];
+    let read = std::fs::File::open(image).and_then(|f| f.read_exact_at(&mut sb, 1024));
+    let magic = u16::from_le_bytes([sb[0x38], sb[0x39]]);
+    let incompat = u32::from_le_bytes([sb[0x60], sb[0x61], sb[0x62], sb[0x63]]);
+    read.is_ok() && magic == 0xEF53 && incompat & INCOMPAT_META_BG != 0
+}
+
 /// Lists `path` in `image`: a directory's entries (sorted; recursively if
 /// asked), or the entry itself.
 pub fn list(image: &Path, path: &str, recursive: bool) -> Result<Vec<Entry>, InspectError> {
-    let fs = Ext4::load_from_path(image).map_err(|source| InspectError::Load {
-        image: image.to_path_buf(),
-        source,
+    let fs = Ext4::load_from_path(image).map_err(|source| {
+        let image = image.to_path_buf();
+        match source {
+            Ext4Error::Incompatible(_) if has_meta_bg(&image) => InspectError::MetaBg { image },
+            source => InspectError::Load { image, source },
+        }
     })?;
     let perr = |p: &str, source| InspectError::Path {
         image: image.to_path_buf(),

@@ -275,14 +275,13 @@ fn recipe(a: RecipeArgs) -> Result<()> {
             o.file, o.size, o.sha256
         )?;
     }
-    writeln!(
-        out,
-        "start it on a Xen host with: xl create {}",
-        result
-            .out_dir
-            .join(format!("{}.cfg", recipe.guest.name))
-            .display()
-    )?;
+    let rootfs_img = guest_contract::outputs::Output::RootImage.file_name(&recipe.guest.name);
+    let storage = manifest.root_storage(&result.out_dir.join(rootfs_img).display().to_string());
+    out.push_str(&imgbuild::xlcfg::start_hint(
+        &storage,
+        &result.out_dir,
+        &result.out_dir.join(format!("{}.cfg", recipe.guest.name)),
+    ));
     print_out(out.as_bytes())
 }
 
@@ -424,9 +423,12 @@ fn current_packages(
 }
 
 fn mkfs(a: MkfsArgs) -> Result<()> {
-    use ext4fs_builder::{BlockSize, FsBuilder, Options, OwnerPolicy, SizeSpec};
-    if !a.dir.is_dir() {
-        bail!("{}: not a directory", a.dir.display());
+    use ext4fs_builder::{
+        BlockSize, FsBuilder, InodeSpec, Options, OwnerPolicy, SizeSpec, TimePolicy,
+    };
+    let stdin = a.source == Path::new("-");
+    if !stdin && !a.source.exists() {
+        bail!("{}: no such directory or file", a.source.display());
     }
     let image = a.image.display();
     let Some(file_name) = a.image.file_name() else {
@@ -466,18 +468,31 @@ fn mkfs(a: MkfsArgs) -> Result<()> {
         label: a.label.clone(),
         uuid,
         seed: a.seed,
-        timestamp: match a.timestamp {
-            Some(t) => Some(t),
-            None => Some(pipeline::source_date_epoch()?),
+        times: match (a.timestamp, pipeline::source_date_epoch_if_set()?) {
+            (Some(t), _) => TimePolicy::Force(t),
+            (None, Some(epoch)) => TimePolicy::Clamp(epoch),
+            (None, None) => TimePolicy::Keep,
         },
         journal: !a.no_journal,
+        resize_inode: !a.no_resize_inode,
         owner: match a.owner {
             Owner::Root => OwnerPolicy::Root,
             Owner::Keep => OwnerPolicy::Keep,
         },
+        inodes: match (a.bytes_per_inode, a.inodes) {
+            (Some(ratio), _) => InodeSpec::BytesPerInode(ratio),
+            (None, Some(n)) => InodeSpec::Count(n),
+            (None, None) => InodeSpec::Default,
+        },
     };
     let mut fs = FsBuilder::new(opts);
-    fs.add_tree(&a.dir, "/")?;
+    if !stdin && a.source.is_dir() {
+        fs.add_tree(&a.source, "/")?;
+    } else {
+        let (archive, _) = imgbuild::tarball::open(&a.source)?;
+        fs.add_tar(archive, "/")
+            .with_context(|| format!("reading {}", source_name(&a.source)))?;
+    }
     // Written in a staging directory next to the image, moved into place
     // when complete: a signal removes it, the next mkfs of this image
     // removes one a killed run left.
@@ -498,9 +513,14 @@ fn mkfs(a: MkfsArgs) -> Result<()> {
     drop(staging);
     progress.done();
     say(&format!(
-        "{image}: {} bytes, {} blocks and {} inodes used",
-        report.size_bytes, report.blocks_used, report.inodes_used
+        "{image}: {} bytes, {} blocks and {} of {} inodes used",
+        report.size_bytes, report.blocks_used, report.inodes_used, report.inodes_count
     ));
+    if let Some(min) = report.no_journal_below {
+        say(&format!(
+            "{image}: no journal: a filesystem under {min} bytes is too small for one"
+        ));
+    }
     Ok(())
 }
 
@@ -535,4 +555,13 @@ fn completions(a: CompletionsArgs) -> Result<()> {
     let mut buf = Vec::new();
     clap_complete::generate(a.shell, &mut cmd, "imgbuild", &mut buf);
     print_out(&buf)
+}
+
+/// How `imgbuild mkfs` names its source in messages.
+fn source_name(p: &Path) -> String {
+    if p == Path::new("-") {
+        "standard input".to_owned()
+    } else {
+        p.display().to_string()
+    }
 }

@@ -11,16 +11,19 @@ use guest_contract::manifest::{
     Cmdlines, GuestFacts, GuestNet, InputRecord, InputSource, Manifest, OutputFile,
 };
 use guest_contract::outputs::Output;
+use guest_contract::storage::Storage;
 use sha2::{Digest as _, Sha256};
 
 use crate::recipe::Recipe;
 use crate::sources::Origin;
 
-/// The manifest of `recipe`'s build, with its hashed `outputs`.
+/// The manifest of `recipe`'s build, whose root disk is on `storage`, with
+/// its hashed `outputs`.
 pub fn manifest_for(
     recipe: &Recipe,
     epoch: i64,
     kver: &str,
+    storage: Storage,
     inputs: Vec<InputRecord>,
     outputs: Vec<OutputFile>,
 ) -> Manifest {
@@ -42,7 +45,9 @@ pub fn manifest_for(
                 .status_enabled
                 .then_some(recipe.init.status_port),
             root_label: recipe.rootfs.label.clone(),
+            xen_type: Some(recipe.xen.guest_type),
         },
+        storage: Some(storage),
         cmdline: Cmdlines {
             xen: recipe.kernel_cmdline(Platform::Xen),
             qemu: recipe.kernel_cmdline(Platform::Qemu),

@@ -20,6 +20,7 @@ use crate::init_conf::init_config;
 use crate::initramfs_out::{self, InitramfsOutError};
 use crate::kernel::{self, KernelFiles, LocateError};
 use crate::kmods::{self, KmodError};
+use crate::libvirt;
 use crate::manifest::{manifest_for, output_file};
 use crate::progress::Progress;
 use crate::recipe::units::human;
@@ -113,6 +114,13 @@ pub enum BuildError {
     /// `SOURCE_DATE_EPOCH` is not a number.
     #[error("SOURCE_DATE_EPOCH={0:?} is not a number of seconds")]
     BadEpoch(String),
+    /// The default root disk target (the output's rootfs.img) cannot
+    /// stand in the xl.cfg.
+    #[error("the xl.cfg's disk target: {message}")]
+    DiskTarget {
+        /// Why, and what to do.
+        message: String,
+    },
     /// A file could not be written.
     #[error("{path}: {source}")]
     Io {
@@ -132,9 +140,18 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
 
 /// `SOURCE_DATE_EPOCH` from the environment, or [`DEFAULT_EPOCH`].
 pub fn source_date_epoch() -> Result<i64, BuildError> {
+    Ok(source_date_epoch_if_set()?.unwrap_or(DEFAULT_EPOCH))
+}
+
+/// `SOURCE_DATE_EPOCH` if it is set (and not empty); an error if it is not a number.
+pub fn source_date_epoch_if_set() -> Result<Option<i64>, BuildError> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| BuildError::BadEpoch(v)),
-        _ => Ok(DEFAULT_EPOCH),
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| BuildError::BadEpoch(v)),
+        _ => Ok(None),
     }
 }
 
@@ -217,7 +234,15 @@ pub fn build(recipe: &Recipe, opts: &BuildOptions) -> Result<BuildResult, BuildE
     };
     let staging = interrupt::WorkDir::create(staging_dir.clone()).map_err(io_err(&staging_dir))?;
     let st = |f: &str| staging.path().join(f);
-    let [rootfs_img, initrd_img, vmlinuz, xl_cfg] = Output::ALL.map(|o| o.file_name(name));
+    let [rootfs_img, initrd_img, vmlinuz, xl_cfg, xen_xml, qemu_xml] =
+        Output::ALL.map(|o| o.file_name(name));
+    let storage = recipe.xen.storage_in(&out_dir.join(&rootfs_img));
+    storage.check().map_err(|e| BuildError::DiskTarget {
+        message: format!(
+            "{}; build into another --out directory or give [xen.storage] path",
+            e.0
+        ),
+    })?;
 
     // Root image.
     progress.step(&rootfs_img);
@@ -240,7 +265,6 @@ pub fn build(recipe: &Recipe, opts: &BuildOptions) -> Result<BuildResult, BuildE
         modules_dep: &all_set.modules_dep,
     };
     let plan = rootfs::plan(&parts)?;
-    rootfs::programs::check(&plan, recipe)?;
     let rootfs_bytes = root_image(
         recipe,
         &plan,
@@ -285,18 +309,21 @@ pub fn build(recipe: &Recipe, opts: &BuildOptions) -> Result<BuildResult, BuildE
     }
 
     // Kernel and xl config.
-    progress.step("vmlinuz, xl config");
+    progress.step("vmlinuz, xl config, libvirt XML");
     fs::copy(&kfiles.vmlinuz, st(&vmlinuz)).map_err(io_err(&kfiles.vmlinuz))?;
     let paths = XlPaths {
         kernel: out_dir.join(&vmlinuz).display().to_string(),
         ramdisk: out_dir.join(&initrd_img).display().to_string(),
-        disk: recipe
-            .xen
-            .disk_target
-            .clone()
-            .unwrap_or_else(|| out_dir.join(&rootfs_img).display().to_string()),
+        storage,
     };
     fs::write(st(&xl_cfg), xlcfg::render(recipe, &paths)).map_err(io_err(&st(&xl_cfg)))?;
+    let image = out_dir.join(&rootfs_img).display().to_string();
+    for (f, xml) in [
+        (&xen_xml, libvirt::xen(recipe, &paths)),
+        (&qemu_xml, libvirt::qemu(recipe, &paths, &image)),
+    ] {
+        fs::write(st(f), xml.render()).map_err(io_err(&st(f)))?;
+    }
 
     // Manifest.
     progress.step("sha256, manifest");
@@ -314,14 +341,19 @@ pub fn build(recipe: &Recipe, opts: &BuildOptions) -> Result<BuildResult, BuildE
         (Output::Initramfs, &initrd_img),
         (Output::Kernel, &vmlinuz),
         (Output::XlConfig, &xl_cfg),
+        (Output::XenDomainXml, &xen_xml),
+        (Output::QemuDomainXml, &qemu_xml),
     ] {
         outputs.push(output_file(o, f, &st(f)).map_err(io_err(&st(f)))?);
     }
+    let mut inputs = vec![kfiles.record.clone(), busybox_bin.record.clone()];
+    inputs.extend(base_record(recipe)?);
     let manifest = manifest_for(
         recipe,
         opts.epoch,
         &kfiles.version,
-        vec![kfiles.record.clone(), busybox_bin.record.clone()],
+        paths.storage,
+        inputs,
         outputs,
     );
     fs::write(st(MANIFEST_FILE), manifest.to_json()).map_err(io_err(&st(MANIFEST_FILE)))?;
@@ -330,7 +362,15 @@ pub fn build(recipe: &Recipe, opts: &BuildOptions) -> Result<BuildResult, BuildE
     progress.step("commit");
     staging.commit(|dir| {
         fs::create_dir_all(&out_dir).map_err(io_err(&out_dir))?;
-        for f in [&rootfs_img, &initrd_img, &vmlinuz, &xl_cfg, MANIFEST_FILE] {
+        for f in [
+            &rootfs_img,
+            &initrd_img,
+            &vmlinuz,
+            &xl_cfg,
+            &xen_xml,
+            &qemu_xml,
+            MANIFEST_FILE,
+        ] {
             fs::rename(dir.join(f), out_dir.join(f)).map_err(io_err(&out_dir.join(f)))?;
         }
         Ok::<_, BuildError>(())
@@ -350,10 +390,11 @@ pub fn build(recipe: &Recipe, opts: &BuildOptions) -> Result<BuildResult, BuildE
     })
 }
 
-/// Writes the root image of `plan` at `image` — or, for a check, decides
-/// it without writing — and returns its size in bytes. A size the contents
-/// do not fit, or the output directory's filesystem cannot hold, is an
-/// error at `rootfs.size`.
+/// Writes the root image of `plan` (on the recipe's base tarball, if any) at
+/// `image` — or, for a check, decides it without writing — and returns its
+/// size in bytes. A program the init starts that the image lacks is an error
+/// at its key; a size the contents do not fit, or the output directory's
+/// filesystem cannot hold, one at `rootfs.size`.
 fn root_image(
     recipe: &Recipe,
     plan: &rootfs::Plan,
@@ -376,6 +417,7 @@ fn root_image(
         ext4fs_builder::Error::TooSmall {
             size_bytes,
             needed_bytes,
+            ..
         } => BuildError::Recipe(recipe.error_at(
             recipe.rootfs.size.loc,
             "rootfs.size",
@@ -391,7 +433,20 @@ fn root_image(
         e => BuildError::Rootfs(e),
     }
     };
-    let fit = rootfs::write::check(plan, fs_opts.clone(), opts.epoch).map_err(size_error)?;
+    let base = recipe.rootfs.base.as_ref();
+    let mut fs = rootfs::write::builder(plan, base.map(|b| b.value.as_path()), fs_opts, opts.epoch)
+        .map_err(|e| match e {
+            // Only a base gives these: they are at its key.
+            rootfs::write::FsError::Base(m) => BuildError::Recipe(recipe.error_at(
+                base.map(|b| b.loc).unwrap_or_default(),
+                "rootfs.base",
+                m,
+            )),
+            rootfs::write::FsError::Fs(e) => size_error(e),
+        })?;
+    // The programs the init starts, wherever in the image they came from.
+    rootfs::programs::check(&fs, plan, recipe)?;
+    let fit = fs.check().map_err(size_error)?;
     // The host must hold a file that large (ext4 on the host: 16 TiB).
     // A check asks the nearest directory that exists.
     let on = out_root
@@ -400,12 +455,32 @@ fn root_image(
         .unwrap_or(Path::new("/"));
     host_can_hold(recipe, on, fit.size_bytes)?;
     if !opts.check {
-        rootfs::write::write(plan, fs_opts, opts.epoch, image, &mut |p| {
+        fs.write_with_progress(image, &mut |p| {
             progress.bytes(p.bytes_done, p.bytes_total);
         })
         .map_err(size_error)?;
     }
     Ok(fit.size_bytes)
+}
+
+/// The manifest's record of the recipe's base tarball (`rootfs.base`): its
+/// absolute path and SHA-256.
+fn base_record(
+    recipe: &Recipe,
+) -> Result<Option<guest_contract::manifest::InputRecord>, BuildError> {
+    let Some(base) = &recipe.rootfs.base else {
+        return Ok(None);
+    };
+    let path = std::path::absolute(&base.value).map_err(io_err(&base.value))?;
+    let sha256 = sources::fetch::sha256_file(&path).map_err(io_err(&path))?;
+    Ok(Some(guest_contract::manifest::InputRecord {
+        input: "rootfs.base".to_owned(),
+        source: guest_contract::manifest::InputSource::Path {
+            path: path.display().to_string(),
+            sha256,
+        },
+        busybox_version: None,
+    }))
 }
 
 /// Refuses a root image the filesystem of `dir` cannot hold (EFBIG), by

@@ -1,7 +1,11 @@
-//! The Xen PV domain configuration of a recipe's guest; the xl.cfg(5)
-//! format itself is the contract's (`guest_contract::xl_cfg`).
+//! The Xen domain configuration of a recipe's guest, PV or PVH
+//! (`[xen] type`); the xl.cfg(5) format itself is the contract's
+//! (`guest_contract::xl_cfg`).
+
+use std::path::Path;
 
 use guest_contract::cmdline::Platform;
+use guest_contract::storage::Storage;
 use guest_contract::xl_cfg::{Disk, Vif, XlConfig};
 
 use crate::recipe::Recipe;
@@ -13,8 +17,9 @@ pub struct XlPaths {
     pub kernel: String,
     /// The initramfs (`ramdisk =`).
     pub ramdisk: String,
-    /// The root disk (`target=` of the xvda disk).
-    pub disk: String,
+    /// The root disk; `target=` of the xvda disk is its
+    /// [`Storage::xl_target`].
+    pub storage: Storage,
 }
 
 /// The xl.cfg(5) text for `recipe`'s guest.
@@ -27,6 +32,7 @@ pub fn config(recipe: &Recipe, paths: &XlPaths) -> XlConfig {
     let g = &recipe.guest;
     let x = &recipe.xen;
     XlConfig {
+        guest_type: x.guest_type,
         name: g.name.clone(),
         kernel: paths.kernel.clone(),
         ramdisk: paths.ramdisk.clone(),
@@ -35,7 +41,7 @@ pub fn config(recipe: &Recipe, paths: &XlPaths) -> XlConfig {
         vcpus: g.vcpus,
         disks: vec![Disk {
             vdev: "xvda".into(),
-            target: paths.disk.clone(),
+            target: paths.storage.xl_target(),
         }],
         vif: Vif {
             mac: recipe.network.as_ref().map(|n| n.mac),
@@ -45,6 +51,34 @@ pub fn config(recipe: &Recipe, paths: &XlPaths) -> XlConfig {
         on_reboot: x.on_reboot.clone(),
         on_crash: x.on_crash.clone(),
     }
+}
+
+/// How to start the built guest, for the build summary: `xl create` of
+/// `cfg`, after, for a disk on shared storage, writing the image there and
+/// attaching each Xen host (the runner's `imgrun storage` commands, given
+/// `out_dir`).
+pub fn start_hint(storage: &Storage, out_dir: &Path, cfg: &Path) -> String {
+    let out = out_dir.display();
+    let mut s = String::new();
+    match storage {
+        Storage::File { .. } => {}
+        Storage::Phy { device } => {
+            s.push_str(&format!(
+                "root disk: {storage}\n  write {} onto {device} first: it is the disk every Xen host sees\n",
+                out_dir.join(guest_contract::outputs::Output::RootImage.file_name("")).display()
+            ));
+        }
+        Storage::Iscsi { .. } | Storage::Nbd { .. } => {
+            s.push_str(&format!(
+                "root disk: {storage}\n  write the image to it first: imgrun storage push {out}\n  and attach each Xen host: imgrun storage attach {out} HOST\n"
+            ));
+        }
+    }
+    s.push_str(&format!(
+        "start it on a Xen host with: xl create {}\n",
+        cfg.display()
+    ));
+    s
 }
 
 #[cfg(test)]
@@ -61,7 +95,9 @@ mod tests {
         XlPaths {
             kernel: "/srv/out/busybox/vmlinuz".into(),
             ramdisk: "/srv/out/busybox/initrd.img".into(),
-            disk: "/srv/out/busybox/rootfs.img".into(),
+            storage: Storage::File {
+                path: "/srv/out/busybox/rootfs.img".into(),
+            },
         }
     }
 
@@ -116,5 +152,88 @@ on_crash = "preserve"
         assert!(t.contains("cmdline = \"root=/dev/xvda ro console=hvc0\"\n"));
         assert!(t.contains("vif = [ 'bridge=br1' ]\n"));
         assert!(t.contains("on_crash = \"preserve\"\n"));
+    }
+
+    #[test]
+    fn a_pvh_guest() {
+        let pv = recipe("[guest]\nname = \"busybox\"\n");
+        let pvh = recipe("[guest]\nname = \"busybox\"\n[xen]\ntype = \"pvh\"\n");
+        let t = render(&pvh, &paths());
+        assert!(t.starts_with("# Xen PVH guest \"busybox\""), "{t}");
+        // The PV config's lines, with the other type.
+        assert_eq!(
+            t,
+            render(&pv, &paths())
+                .replace("# Xen PV guest", "# Xen PVH guest")
+                .replace("type = \"pv\"\n", "type = \"pvh\"\n")
+        );
+        let f = guest_contract::xl_cfg::XlFiles::parse(&t).unwrap();
+        assert_eq!(f.guest_type, guest_contract::GuestType::Pvh);
+    }
+
+    #[test]
+    fn the_disk_line_per_storage_kind() {
+        for (xen, target) in [
+            ("", "/srv/out/busybox/rootfs.img"),
+            (
+                "[xen]\ndisk_target = \"/nfs/busybox.img\"\n",
+                "/nfs/busybox.img",
+            ),
+            (
+                "[xen.storage]\nkind = \"phy\"\ndevice = \"/dev/vg0/busybox\"\n",
+                "/dev/vg0/busybox",
+            ),
+            (
+                "[xen.storage]\nkind = \"iscsi\"\ntarget = \"iqn.2026-12.org.imgbuild:busybox\"\nportal = \"10.99.0.1\"\nlun = 1\n",
+                "/dev/disk/by-path/ip-10.99.0.1:3260-iscsi-iqn.2026-12.org.imgbuild:busybox-lun-1",
+            ),
+            (
+                "[xen.storage]\nkind = \"nbd\"\nserver = \"10.99.0.1\"\nexport = \"busybox\"\n",
+                "/run/imgrun/nbd/10.99.0.1_10809_busybox",
+            ),
+        ] {
+            let r = recipe(&format!("[guest]\nname = \"busybox\"\n{xen}"));
+            let mut p = paths();
+            p.storage = r.xen.storage_in(Path::new("/srv/out/busybox/rootfs.img"));
+            let t = render(&r, &p);
+            let line = format!("disk = [ 'format=raw, vdev=xvda, access=rw, target={target}' ]\n");
+            assert!(t.contains(&line), "{xen}: {t}");
+            let f = guest_contract::xl_cfg::XlFiles::parse(&t).unwrap();
+            assert_eq!(f.disks, [target], "{xen}");
+        }
+    }
+
+    #[test]
+    fn start_hints() {
+        let out = Path::new("/o/busybox");
+        let cfg = Path::new("/o/busybox/busybox.cfg");
+        let file = Storage::File {
+            path: "/o/busybox/rootfs.img".into(),
+        };
+        assert_eq!(
+            start_hint(&file, out, cfg),
+            "start it on a Xen host with: xl create /o/busybox/busybox.cfg\n"
+        );
+        let iscsi = Storage::Iscsi {
+            target: "iqn.2026-12.org.imgbuild:busybox".parse().unwrap(),
+            portal: "10.99.0.1:3260".parse().unwrap(),
+            lun: 1,
+        };
+        assert_eq!(
+            start_hint(&iscsi, out, cfg),
+            "root disk: iscsi iqn.2026-12.org.imgbuild:busybox at 10.99.0.1:3260, LUN 1
+  write the image to it first: imgrun storage push /o/busybox
+  and attach each Xen host: imgrun storage attach /o/busybox HOST
+start it on a Xen host with: xl create /o/busybox/busybox.cfg
+"
+        );
+        let phy = Storage::Phy {
+            device: "/dev/vg0/b".into(),
+        };
+        let h = start_hint(&phy, out, cfg);
+        assert!(
+            h.contains("write /o/busybox/rootfs.img onto /dev/vg0/b first"),
+            "{h}"
+        );
     }
 }

@@ -39,6 +39,8 @@ fn sha_of_outputs(dir: &Path) -> Vec<(String, String)> {
         "initrd.img",
         "vmlinuz",
         "busybox.cfg",
+        "busybox.xen.xml",
+        "busybox.qemu.xml",
         "manifest.json",
     ] {
         v.push((f.to_owned(), sha256(&dir.join(f))));
@@ -72,7 +74,14 @@ fn busybox_recipe_builds_a_bootable_reproducible_guest() {
         .collect();
     assert_eq!(
         files,
-        ["rootfs.img", "initrd.img", "vmlinuz", "busybox.cfg"]
+        [
+            "rootfs.img",
+            "initrd.img",
+            "vmlinuz",
+            "busybox.cfg",
+            "busybox.xen.xml",
+            "busybox.qemu.xml"
+        ]
     );
     for o in m["outputs"].as_array().unwrap() {
         let f = o["file"].as_str().unwrap();

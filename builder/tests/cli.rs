@@ -191,7 +191,7 @@ fn errors_are_printed_once() {
     one_error(&o, "SOURCE_DATE_EPOCH=\"soon\" is not a number");
     one_error(
         &imgbuild(&["mkfs", &t("no-dir"), &t("x.img")]),
-        "not a directory",
+        "no-dir: no such directory or file",
     );
     one_error(
         &imgbuild(&["mkfs", &t("tree"), &t("no-dir/x.img")]),
@@ -270,4 +270,326 @@ fn closed_stdout_is_a_quiet_success() {
         assert_eq!(code, Some(0), "{args:?}: {err}");
         assert!(err.is_empty(), "{args:?}: {err}");
     }
+}
+
+/// The raw `mtime:`/`ctime:`/`atime:` of an image path by debugfs, as (seconds, nsec).
+fn debugfs_times(img: &Path, path: &str) -> [(i64, u32); 3] {
+    let st = tool(
+        "debugfs",
+        &["-R", &format!("stat {path}"), img.to_str().unwrap()],
+    );
+    let get = |key: &str| {
+        let raw = st
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix(key))
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no {key} in {st}"));
+        let (lo, extra) = raw.split_once(':').unwrap();
+        let lo = u32::from_str_radix(lo.trim_start_matches("0x"), 16).unwrap();
+        let extra = u32::from_str_radix(extra, 16).unwrap();
+        (
+            i64::from(i32::from_ne_bytes(lo.to_ne_bytes())) + (i64::from(extra & 3) << 32),
+            extra >> 2,
+        )
+    };
+    [get("atime:"), get("mtime:"), get("ctime:")]
+}
+
+/// Sets a host file's atime and mtime.
+fn set_times(p: &Path, atime: (i64, i64), mtime: (i64, i64)) {
+    use rustix::fs::{Timespec, Timestamps};
+    let t = Timestamps {
+        last_access: Timespec {
+            tv_sec: atime.0,
+            tv_nsec: atime.1,
+        },
+        last_modification: Timespec {
+            tv_sec: mtime.0,
+            tv_nsec: mtime.1,
+        },
+    };
+    rustix::fs::utimensat(rustix::fs::CWD, p, &t, rustix::fs::AtFlags::empty()).unwrap();
+}
+
+/// Without --timestamp and SOURCE_DATE_EPOCH, each entry keeps its times (ns
+/// included), as mke2fs -d; with SOURCE_DATE_EPOCH, later ones become it;
+/// --timestamp forces every one.
+#[test]
+fn mkfs_keeps_clamps_or_forces_times() {
+    let (tmp, tree, _) = scratch_with_tree("t.img");
+    let motd = tree.join("etc/motd");
+    set_times(&motd, (1_100_000_000, 111), (1_000_000_000, 123_456_789));
+    let t = tree.to_str().unwrap();
+    let img = |n: &str| tmp.path().join(n);
+    // Keep: the source's atime and mtime; ctime is the host's (now).
+    ok(imgbuild(&["mkfs", t, img("keep.img").to_str().unwrap()]));
+    let [a, m, c] = debugfs_times(&img("keep.img"), "/etc/motd");
+    assert_eq!((a, m), ((1_100_000_000, 111), (1_000_000_000, 123_456_789)));
+    assert!(c.0 > 1_700_000_000, "ctime {c:?}");
+    // Clamp: SOURCE_DATE_EPOCH between them.
+    let o = imgbuild_cmd()
+        .args(["mkfs", t, img("clamp.img").to_str().unwrap()])
+        .env("SOURCE_DATE_EPOCH", "1050000000")
+        .output()
+        .unwrap();
+    ok(o);
+    let [a, m, c] = debugfs_times(&img("clamp.img"), "/etc/motd");
+    assert_eq!(
+        (a, m, c),
+        (
+            (1_050_000_000, 0),
+            (1_000_000_000, 123_456_789),
+            (1_050_000_000, 0)
+        )
+    );
+    // Force: --timestamp wins over SOURCE_DATE_EPOCH.
+    let o = imgbuild_cmd()
+        .args([
+            "mkfs",
+            t,
+            img("force.img").to_str().unwrap(),
+            "--timestamp",
+            "77",
+        ])
+        .env("SOURCE_DATE_EPOCH", "1050000000")
+        .output()
+        .unwrap();
+    ok(o);
+    for p in ["/", "/etc/motd", "/lost+found", "/motd-link"] {
+        assert_eq!(debugfs_times(&img("force.img"), p), [(77, 0); 3], "{p}");
+    }
+    let help = ok(imgbuild(&["mkfs", "--help"]));
+    for want in [
+        "SOURCE_DATE_EPOCH",
+        "crtime = mtime",
+        "tar archive",
+        "standard input",
+    ] {
+        assert!(help.contains(want), "--help lacks {want:?}:\n{help}");
+    }
+}
+
+/// `imgbuild mkfs ARCHIVE IMAGE`: plain, gzip, xz and zstd archives told by
+/// their bytes (the names here say nothing), and `-` for standard input.
+#[test]
+fn mkfs_reads_tar_archives() {
+    let (tmp, tree, _) = scratch_with_tree("unused.img");
+    let root = rustix::process::geteuid().is_root();
+    if root {
+        std::os::unix::fs::chown(tree.join("etc/motd"), Some(1234), Some(99)).unwrap();
+    }
+    set_times(
+        &tree.join("etc/motd"),
+        (1_100_000_000, 5),
+        (1_000_000_000, 123_456_789),
+    );
+    let tar = tmp.path().join("rootfs.data");
+    tool(
+        "tar",
+        &[
+            "--format=posix",
+            "--numeric-owner",
+            "-C",
+            tree.to_str().unwrap(),
+            "-cf",
+            tar.to_str().unwrap(),
+            ".",
+        ],
+    );
+    let mut inputs = vec![("plain", tar.clone())];
+    for (kind, cmd) in [("gzip", "gzip"), ("xz", "xz"), ("zstd", "zstd")] {
+        let out = tmp.path().join(format!("archive-{kind}"));
+        let o = std::process::Command::new(cmd)
+            .args(["-c"])
+            .arg(&tar)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{cmd}");
+        std::fs::write(&out, o.stdout).unwrap();
+        inputs.push((kind, out));
+    }
+    for (kind, input) in &inputs {
+        let img = tmp.path().join(format!("{kind}.img"));
+        ok(imgbuild(&[
+            "mkfs",
+            input.to_str().unwrap(),
+            img.to_str().unwrap(),
+        ]));
+        let i = img.to_str().unwrap();
+        tool("e2fsck", &["-fn", i]);
+        assert_eq!(
+            tool("debugfs", &["-R", "cat /etc/motd", i]),
+            "hello\n",
+            "{kind}"
+        );
+        assert_eq!(
+            tool("debugfs", &["-R", "dump /etc/sub/big /dev/stdout", i]).len(),
+            100_000
+        );
+        let motd = ok(imgbuild(&["inspect", i, "/etc/motd"]));
+        if root {
+            assert!(motd.contains(" 1234    99 "), "{kind}: {motd}");
+        }
+        assert_eq!(
+            debugfs_times(&img, "/etc/motd")[1],
+            (1_000_000_000, 123_456_789)
+        );
+        let ls = ok(imgbuild(&["inspect", "-r", i]));
+        assert!(ls.contains(" /motd-link -> etc/motd\n"), "{kind}: {ls}");
+    }
+    // Standard input.
+    let img = tmp.path().join("stdin.img");
+    let o = imgbuild_cmd()
+        .args(["mkfs", "-", img.to_str().unwrap()])
+        .stdin(std::fs::File::open(&inputs[3].1).unwrap())
+        .output()
+        .unwrap();
+    ok(o);
+    assert_eq!(
+        tool("debugfs", &["-R", "cat /etc/motd", img.to_str().unwrap()]),
+        "hello\n"
+    );
+    // Not an archive, and a damaged one: one error line naming the problem.
+    let junk = tmp.path().join("junk.tar");
+    std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
+    let bad_img = tmp.path().join("bad.img");
+    one_error(
+        &imgbuild(&["mkfs", junk.to_str().unwrap(), bad_img.to_str().unwrap()]),
+        "junk.tar is not a tar archive (nor gzip, xz or zstd data)",
+    );
+    let mut cut = std::fs::read(&tar).unwrap();
+    let big = (0..cut.len() / 512)
+        .map(|i| i * 512)
+        .find(|&o| cut[o..].starts_with(b"./etc/sub/big\0"))
+        .unwrap();
+    cut.truncate(big + 512 + 4000);
+    let cut_tar = tmp.path().join("cut.tar");
+    std::fs::write(&cut_tar, cut).unwrap();
+    let line = one_error(
+        &imgbuild(&["mkfs", cut_tar.to_str().unwrap(), bad_img.to_str().unwrap()]),
+        "member \"./etc/sub/big\"",
+    );
+    assert!(line.contains("ends inside this member's data"), "{line}");
+    assert!(!bad_img.exists());
+}
+
+/// `Inode count` as `dumpe2fs -h` shows it.
+fn inode_count(img: &str) -> String {
+    let h = tool("dumpe2fs", &["-h", img]);
+    h.lines()
+        .find(|l| l.starts_with("Inode count:"))
+        .unwrap_or_else(|| panic!("{h}"))
+        .to_owned()
+}
+
+#[test]
+fn mkfs_inode_options_give_what_mke2fs_gives() {
+    let (tmp, tree, img) = scratch_with_tree("i.img");
+    let (t, i) = (tree.to_str().unwrap(), img.to_str().unwrap());
+    let theirs = tmp.path().join("mke2fs.img");
+    let th = theirs.to_str().unwrap();
+    for flags in [
+        vec![],
+        vec!["-i", "65536"],
+        vec!["-i", "1024"],
+        vec!["-N", "1000"],
+        vec!["-N", "100000"],
+    ] {
+        let mut args = vec!["mkfs", t, i, "--size", "64M"];
+        args.extend(&flags);
+        ok(imgbuild(&args));
+        tool("e2fsck", &["-fn", i]);
+        std::fs::File::create(&theirs)
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
+        let mut m = vec!["-q", "-F", "-t", "ext4", "-b", "4096"];
+        m.extend(&flags);
+        m.push(th);
+        tool("/usr/sbin/mke2fs", &m);
+        assert_eq!(inode_count(i), inode_count(th), "{flags:?}");
+    }
+    for (flags, want) in [
+        (vec!["-i", "512"], "1024"),
+        (vec!["-N", "0"], "inode count 0"),
+        (vec!["-N", "100000000"], "too many inodes"),
+        (vec!["-i", "4096", "-N", "10"], "cannot be used with"),
+    ] {
+        let mut args = vec!["mkfs", t, i, "--size", "64M"];
+        args.extend(&flags);
+        let o = imgbuild(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains(want),
+            "{flags:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn mkfs_says_a_small_image_has_no_journal() {
+    let (_tmp, tree, img) = scratch_with_tree("j.img");
+    let (t, i) = (tree.to_str().unwrap(), img.to_str().unwrap());
+    let o = imgbuild(&["mkfs", t, i, "--size", "4M"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("no journal"), "{err}");
+    assert!(!tool("dumpe2fs", &["-h", i]).contains("has_journal"));
+    let o = imgbuild(&["mkfs", t, i, "--size", "8M"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && !err.contains("no journal"), "{err}");
+}
+
+/// `dumpe2fs -h`'s line for `key`, if there is one.
+fn dumpe2fs_line(img: &str, key: &str) -> Option<String> {
+    let h = tool("dumpe2fs", &["-h", img]);
+    h.lines()
+        .find(|l| l.starts_with(key))
+        .map(|l| l[key.len()..].trim().to_owned())
+}
+
+#[test]
+fn mkfs_reserves_gdt_blocks_for_growing_unless_told_not_to() {
+    let (_tmp, tree, img) = scratch_with_tree("r.img");
+    let (t, i) = (tree.to_str().unwrap(), img.to_str().unwrap());
+    // As mke2fs -t ext4 -b 1024 on 64 MiB: 256 reserved GDT blocks.
+    ok(imgbuild(&["mkfs", t, i, "--size", "64M", "-b", "1024"]));
+    tool("e2fsck", &["-fn", i]);
+    let feats = dumpe2fs_line(i, "Filesystem features:").unwrap();
+    assert!(feats.contains("resize_inode"), "{feats}");
+    assert_eq!(
+        dumpe2fs_line(i, "Reserved GDT blocks:").as_deref(),
+        Some("256")
+    );
+    ok(imgbuild(&[
+        "mkfs",
+        t,
+        i,
+        "--size",
+        "64M",
+        "-b",
+        "1024",
+        "--no-resize-inode",
+    ]));
+    tool("e2fsck", &["-fn", i]);
+    let feats = dumpe2fs_line(i, "Filesystem features:").unwrap();
+    assert!(!feats.contains("resize_inode"), "{feats}");
+    assert_eq!(dumpe2fs_line(i, "Reserved GDT blocks:"), None);
+    let help = ok(imgbuild(&["mkfs", "--help"]));
+    assert!(help.contains("--no-resize-inode"), "{help}");
+}
+
+#[test]
+fn inspect_says_why_it_cannot_read_a_meta_bg_image() {
+    // 1 TiB with 1 KiB blocks: meta_bg, as mke2fs makes it (sparse: a few MiB).
+    let (_tmp, tree, img) = scratch_with_tree("m.img");
+    let (t, i) = (tree.to_str().unwrap(), img.to_str().unwrap());
+    ok(imgbuild(&["mkfs", t, i, "--size", "1T", "-b", "1024"]));
+    let feats = dumpe2fs_line(i, "Filesystem features:").unwrap();
+    assert!(feats.contains("meta_bg"), "{feats}");
+    let line = one_error(&imgbuild(&["inspect", i]), "meta_bg");
+    assert!(line.contains("debugfs"), "{line}");
+    // debugfs reads it.
+    let ls = tool("debugfs", &["-R", "ls -l /etc", i]);
+    assert!(ls.contains("motd"), "{ls}");
 }

@@ -254,3 +254,117 @@ fn copied_trees_keep_their_modes_unless_told() {
         assert_eq!(mode(p), want, "{p}");
     }
 }
+
+/// `[rootfs] base`: a tarball laid down first. Its files are in the image,
+/// busybox and the init on top, the recipe's files win where they meet; every
+/// time is the build's epoch. A base that breaks off is an error at its key,
+/// naming the member and the byte.
+#[test]
+fn a_base_tarball_lies_under_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("base");
+    std::fs::create_dir_all(tree.join("srv")).unwrap();
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    std::fs::write(tree.join("srv/hello"), "hello from the base\n").unwrap();
+    std::fs::write(tree.join("etc/motd"), "the base's motd\n").unwrap();
+    std::fs::write(tree.join("srv/big"), vec![3u8; 200_000]).unwrap();
+    // A service that only the base has: the program check finds it there.
+    std::fs::write(tree.join("srv/app"), "#!/bin/sh\nexec sleep 1000\n").unwrap();
+    std::fs::set_permissions(
+        tree.join("srv/app"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let tar = tmp.path().join("base.tar");
+    tool(
+        "tar",
+        &[
+            "--format=posix",
+            "-C",
+            tree.to_str().unwrap(),
+            "-cf",
+            tar.to_str().unwrap(),
+            ".",
+        ],
+    );
+    tool("zstd", &["-q", tar.to_str().unwrap()]);
+    let recipe = tmp.path().join("based.toml");
+    std::fs::write(
+        &recipe,
+        "[guest]\nname = \"based\"\n[rootfs]\nbase = \"base.tar.zst\"\n\
+         [[rootfs.files]]\ndest = \"/etc/motd\"\ntext = \"the recipe's motd\\n\"\n\
+         [[init.services]]\ncommand = [\"/srv/app\"]\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    ok(imgbuild(&[
+        "recipe",
+        recipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let img = out.join("based/rootfs.img");
+    let i = img.to_str().unwrap();
+    tool("e2fsck", &["-fn", i]);
+    let cat = |p: &str| tool("debugfs", &["-R", &format!("cat {p}"), i]);
+    assert_eq!(cat("/srv/hello"), "hello from the base\n");
+    assert_eq!(cat("/etc/motd"), "the recipe's motd\n");
+    assert_eq!(cat("/srv/big").len(), 200_000);
+    let st = tool("debugfs", &["-R", "stat /srv/hello", i]);
+    assert!(st.contains("mtime: 0x00000000:00000000"), "{st}");
+    for p in ["/bin/busybox", "/sbin/init", "/etc/passwd"] {
+        let st = tool("debugfs", &["-R", &format!("stat {p}"), i]);
+        assert!(st.contains("Type: regular"), "{p}: {st}");
+    }
+    // The manifest names the base and its checksum.
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("based/manifest.json")).unwrap()).unwrap();
+    let zst = tmp.path().join("base.tar.zst");
+    let base = &m["inputs"][2];
+    assert_eq!(base["input"], "rootfs.base", "{m}");
+    assert_eq!(base["path"], zst.to_str().unwrap(), "{m}");
+    let sum = tool("sha256sum", &[zst.to_str().unwrap()]);
+    assert_eq!(
+        base["sha256"],
+        sum.split_whitespace().next().unwrap(),
+        "{m}"
+    );
+
+    // A service neither the base nor the recipe has is still refused.
+    let o = check(
+        tmp.path(),
+        "nosvc.toml",
+        "[guest]\nname = \"nosvc\"\n[rootfs]\nbase = \"base.tar.zst\"\n\
+         [[init.services]]\ncommand = [\"/srv/nope\"]\n",
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && stderr.contains("`/srv/nope` is not in the image"),
+        "{stderr}"
+    );
+
+    // A base cut short: the error is at `base`, with the member and byte.
+    let mut cut = std::fs::read(&tar).unwrap();
+    let at = (0..cut.len() / 512)
+        .map(|k| k * 512)
+        .find(|&o| cut[o..].starts_with(b"./srv/big\0"))
+        .unwrap();
+    cut.truncate(at + 512 + 1000);
+    std::fs::write(tmp.path().join("cut.tar"), cut).unwrap();
+    let o = check(
+        tmp.path(),
+        "cut.toml",
+        "[guest]\nname = \"cut\"\n[rootfs]\nbase = \"cut.tar\"\n",
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let head = format!(
+        "{}:4:8: key `rootfs.base`: ",
+        tmp.path().join("cut.toml").display()
+    );
+    assert!(!o.status.success() && stderr.contains(&head), "{stderr}");
+    assert!(
+        stderr.contains("member \"./srv/big\"")
+            && stderr.contains(&format!("at byte {}", at + 512 + 1000)),
+        "{stderr}"
+    );
+}

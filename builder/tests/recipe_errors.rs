@@ -137,6 +137,30 @@ const CASES: &[Case] = &[
         message: "several kinds",
     },
     Case {
+        name: "missing base tarball",
+        text: "[rootfs]\nbase = \"nope/rootfs.tar.zst\"\n",
+        full: false,
+        line_col: "5:8",
+        key: "rootfs.base",
+        message: "nope/rootfs.tar.zst` does not exist (paths are relative to the recipe file)",
+    },
+    Case {
+        name: "base that is not a tar archive",
+        text: "[rootfs]\nbase = \"case.toml\"\n",
+        full: false,
+        line_col: "5:8",
+        key: "rootfs.base",
+        message: "case.toml is not a tar archive (nor gzip, xz or zstd data)",
+    },
+    Case {
+        name: "base that is a directory",
+        text: "[rootfs]\nbase = \".\"\n",
+        full: false,
+        line_col: "5:8",
+        key: "rootfs.base",
+        message: "is a directory; the base is a tar archive",
+    },
+    Case {
         name: "missing source",
         text: "[[rootfs.files]]\ndest = \"/a\"\nsource = \"nope/missing.txt\"\n",
         full: false,
@@ -438,6 +462,144 @@ const CASES: &[Case] = &[
         key: "guest.memory",
         message: "at most 512 GiB",
     },
+    // [xen] type: what imgbuild writes, PV or PVH.
+    Case {
+        name: "HVM guest type",
+        text: "[xen]\ntype = \"hvm\"\n",
+        full: false,
+        line_col: "5:8",
+        key: "xen.type",
+        message: "`hvm` is not a guest type imgbuild writes; one of: pv, pvh",
+    },
+    Case {
+        name: "guest type in capitals",
+        text: "[xen]\nbridge = \"xenbr0\"\ntype = \"PVH\"\n",
+        full: false,
+        line_col: "6:8",
+        key: "xen.type",
+        message: "`PVH` is not a guest type imgbuild writes; one of: pv, pvh",
+    },
+    Case {
+        name: "guest type not a string",
+        text: "[xen]\ntype = 1\n",
+        full: false,
+        line_col: "5:8",
+        key: "xen.type",
+        message: "xen.type is a string",
+    },
+    Case {
+        name: "too many vCPUs for PVH",
+        text: "[guest]\nname = \"t\"\nvcpus = 129\n[xen]\ntype = \"pvh\"\n",
+        full: true,
+        line_col: "3:9",
+        key: "guest.vcpus",
+        message: "129 vCPUs: a PVH guest has at most 128 (Xen's HVM_MAX_VCPUS); a PV guest up to 512",
+    },
+    // [xen.storage]: each key of the kind it belongs to, said where it stands.
+    Case {
+        name: "unknown storage key",
+        text: "[xen.storage]\nkind = \"nbd\"\nsize = 1\n",
+        full: false,
+        line_col: "6:1",
+        key: "xen.storage.size",
+        message: "unknown key `size` in xen.storage",
+    },
+    Case {
+        name: "storage key of another kind",
+        text: "[xen.storage]\nkind = \"nbd\"\nserver = \"10.99.0.1\"\nexport = \"t\"\nlun = 1\n",
+        full: false,
+        line_col: "8:7",
+        key: "xen.storage.lun",
+        message: "`lun` is an iscsi key; this storage is nbd",
+    },
+    Case {
+        name: "storage key of another kind, inline",
+        text: "[xen]\nstorage = { kind = \"phy\", device = \"/dev/sdb\", export = \"t\" }\n",
+        full: false,
+        line_col: "5:57",
+        key: "xen.storage.export",
+        message: "`export` is an nbd key; this storage is phy",
+    },
+    Case {
+        name: "storage key missing",
+        text: "[xen.storage]\nkind = \"iscsi\"\ntarget = \"iqn.2026-12.org.imgbuild:t\"\n",
+        full: false,
+        line_col: "4:1",
+        key: "xen.storage.portal",
+        message: "a storage of kind iscsi needs `portal`",
+    },
+    Case {
+        name: "unknown storage kind",
+        text: "[xen.storage]\nkind = \"ceph\"\n",
+        full: false,
+        line_col: "5:8",
+        key: "xen.storage.kind",
+        message: "`ceph` is not a storage kind; one of: file, phy, iscsi, nbd",
+    },
+    Case {
+        name: "bad IQN",
+        text: "[xen.storage]\nkind = \"iscsi\"\ntarget = \"iqn.2026-13.org.imgbuild:t\"\nportal = \"10.99.0.1\"\n",
+        full: false,
+        line_col: "6:10",
+        key: "xen.storage.target",
+        message: "`iqn.2026-13.org.imgbuild:t` is not an iSCSI name: `2026-13` is not a date",
+    },
+    Case {
+        name: "iSCSI portal by DNS name",
+        text: "[xen.storage]\nkind = \"iscsi\"\ntarget = \"iqn.2026-12.org.imgbuild:t\"\nportal = \"nas.example.org:3260\"\n",
+        full: false,
+        line_col: "7:10",
+        key: "xen.storage.portal",
+        message: "an iSCSI portal must be an IP address, not a host name",
+    },
+    Case {
+        name: "LUN out of range",
+        text: "[xen.storage]\nkind = \"iscsi\"\ntarget = \"iqn.2026-12.org.imgbuild:t\"\nportal = \"10.99.0.1\"\nlun = 256\n",
+        full: false,
+        line_col: "8:7",
+        key: "xen.storage.lun",
+        message: "LUN 256 is out of range: 0 to 255",
+    },
+    Case {
+        name: "quoted LUN",
+        text: "[xen.storage]\nkind = \"iscsi\"\nlun = \"1\"\n",
+        full: false,
+        line_col: "6:7",
+        key: "xen.storage.lun",
+        message: "xen.storage.lun is a whole number",
+    },
+    Case {
+        name: "bad NBD export",
+        text: "[xen.storage]\nkind = \"nbd\"\nserver = \"10.99.0.1:10809\"\nexport = \"a/b\"\n",
+        full: false,
+        line_col: "7:10",
+        key: "xen.storage.export",
+        message: "`a/b` is not an NBD export name",
+    },
+    Case {
+        name: "relative phy device",
+        text: "[xen.storage]\nkind = \"phy\"\ndevice = \"sdb\"\n",
+        full: false,
+        line_col: "6:10",
+        key: "xen.storage.device",
+        message: "`sdb` must be an absolute path",
+    },
+    Case {
+        name: "disk_target and [xen.storage]",
+        text: "[xen]\ndisk_target = \"/srv/t.img\"\n[xen.storage]\nkind = \"phy\"\ndevice = \"/dev/sdb\"\n",
+        full: false,
+        line_col: "6:1",
+        key: "xen.storage",
+        message: "give either xen.disk_target (the short form of a file storage) or [xen.storage], not both",
+    },
+    Case {
+        name: "[xen.storage] and disk_target",
+        text: "[xen]\nstorage = { path = \"/srv/t.img\" }\ndisk_target = \"/srv/t.img\"\n",
+        full: false,
+        line_col: "6:15",
+        key: "xen.disk_target",
+        message: "not both",
+    },
 ];
 
 fn tree_files(dir: &Path) -> Vec<PathBuf> {
@@ -493,6 +655,9 @@ fn check_case(
                 "{name} (check={check}): status {}, want {want_loc:?} {want_key:?} {message:?}, got: {stderr}",
                 o.status
             ));
+        }
+        if stderr.matches("error:").count() != 1 {
+            failures.push(format!("{name} (check={check}): not said once: {stderr}"));
         }
         let written = tree_files(&out);
         if !written.is_empty() {

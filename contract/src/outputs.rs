@@ -17,15 +17,21 @@ pub enum Output {
     Kernel,
     /// The Xen domain configuration, xl.cfg(5).
     XlConfig,
+    /// The libvirt domain XML for the libxl (Xen) driver.
+    XenDomainXml,
+    /// The libvirt domain XML for the QEMU driver (KVM).
+    QemuDomainXml,
 }
 
 impl Output {
     /// Every output, in the order the manifest lists them.
-    pub const ALL: [Output; 4] = [
+    pub const ALL: [Output; 6] = [
         Output::RootImage,
         Output::Initramfs,
         Output::Kernel,
         Output::XlConfig,
+        Output::XenDomainXml,
+        Output::QemuDomainXml,
     ];
 
     /// The role's name in the manifest.
@@ -35,6 +41,8 @@ impl Output {
             Output::Initramfs => "initrd",
             Output::Kernel => "kernel",
             Output::XlConfig => "xl-config",
+            Output::XenDomainXml => "libvirt-xen",
+            Output::QemuDomainXml => "libvirt-qemu",
         }
     }
 
@@ -50,6 +58,8 @@ impl Output {
             Output::Initramfs => "initrd.img".to_owned(),
             Output::Kernel => "vmlinuz".to_owned(),
             Output::XlConfig => format!("{name}.cfg"),
+            Output::XenDomainXml => format!("{name}.xen.xml"),
+            Output::QemuDomainXml => format!("{name}.qemu.xml"),
         }
     }
 }
@@ -73,7 +83,14 @@ mod tests {
         let names: Vec<String> = Output::ALL.iter().map(|o| o.file_name("busybox")).collect();
         assert_eq!(
             names,
-            ["rootfs.img", "initrd.img", "vmlinuz", "busybox.cfg"]
+            [
+                "rootfs.img",
+                "initrd.img",
+                "vmlinuz",
+                "busybox.cfg",
+                "busybox.xen.xml",
+                "busybox.qemu.xml"
+            ]
         );
     }
 }

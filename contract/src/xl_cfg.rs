@@ -2,14 +2,22 @@
 //! ([`XlConfig::render`]) and what the runner needs back from it — the
 //! domain name and the files a Xen host must see ([`XlFiles::parse`], which
 //! also reads a configuration a person edited).
+//!
+//! A PV and a PVH guest are written alike: direct kernel boot (`kernel`,
+//! `ramdisk`, `cmdline`), the same disk, vif and `on_*` lines; only `type`
+//! differs ([`GuestType`]).
 
 use std::fmt::Write as _;
 
-use crate::net::Mac;
+use crate::guest_type::GuestType;
+use crate::net::{Mac, ValueError};
 
-/// A PV domain as imgbuild writes it.
+/// A domain as imgbuild writes it: PV or PVH.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XlConfig {
+    /// `type =`: [`GuestType::Pv`] or [`GuestType::Pvh`] (the recipe
+    /// allows no other, [`GuestType::WRITTEN`]).
+    pub guest_type: GuestType,
     /// Domain name.
     pub name: String,
     /// `kernel =`, as the Xen host sees it.
@@ -73,11 +81,12 @@ impl XlConfig {
         // Writing to a String cannot fail.
         let _ = writeln!(
             s,
-            "# Xen PV guest {}, written by imgbuild. Start it with: xl create {}.cfg",
+            "# Xen {} guest {}, written by imgbuild. Start it with: xl create {}.cfg",
+            self.guest_type,
             quote(&self.name),
             self.name
         );
-        let _ = writeln!(s, "type = \"pv\"");
+        let _ = writeln!(s, "type = {}", quote(self.guest_type.word()));
         let _ = writeln!(s, "name = {}", quote(&self.name));
         let _ = writeln!(s, "kernel = {}", quote(&self.kernel));
         let _ = writeln!(s, "ramdisk = {}", quote(&self.ramdisk));
@@ -138,11 +147,19 @@ pub struct XlFiles {
     pub kernel: String,
     /// The ramdisk, if any.
     pub ramdisk: Option<String>,
-    /// Disk targets (files or block devices), in config order.
+    /// Disk targets (files or block devices), in config order. Whether the
+    /// first, the root disk, is a file to copy or shared storage to attach
+    /// is not in the xl.cfg: the manifest's `storage` says
+    /// ([`crate::manifest::Manifest::root_storage`]).
     pub disks: Vec<String>,
+    /// The domain's type: the last `type =`; without one, `builder =
+    /// "hvm"` (xl's older key) is HVM and anything else PV, xl's default
+    /// for a config with `kernel =`.
+    pub guest_type: GuestType,
 }
 
-/// Strips one level of '…' or "…" quoting (with \" and \\ escapes in "…").
+/// Strips one level of '…' or "…" quoting (with \" and \\ escapes in "…");
+/// a `#` comment may follow.
 fn unquote(v: &str) -> Option<String> {
     let v = v.trim();
     let mut chars = v.chars();
@@ -152,7 +169,8 @@ fn unquote(v: &str) -> Option<String> {
         if c == '\\' && q == '"' {
             out.push(chars.next()?);
         } else if c == q {
-            return chars.as_str().trim().is_empty().then_some(out);
+            let rest = chars.as_str().trim();
+            return (rest.is_empty() || rest.starts_with('#')).then_some(out);
         } else {
             out.push(c);
         }
@@ -198,6 +216,7 @@ impl XlFiles {
     /// Reads the keys the runner needs from an xl.cfg's text.
     pub fn parse(text: &str) -> Result<XlFiles, XlCfgError> {
         let (mut name, mut kernel, mut ramdisk, mut disks) = (None, None, None, Vec::new());
+        let (mut guest_type, mut builder) = (None, None);
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -222,6 +241,16 @@ impl XlFiles {
                 "ramdisk" => {
                     ramdisk = Some(unquote(value).ok_or_else(|| invalid("expected a quoted path"))?)
                 }
+                "type" => {
+                    let t = unquote(value).ok_or_else(|| invalid("expected a quoted word"))?;
+                    guest_type = Some(
+                        t.parse::<GuestType>()
+                            .map_err(|e: ValueError| invalid(&e.0))?,
+                    );
+                }
+                "builder" => {
+                    builder = Some(unquote(value).ok_or_else(|| invalid("expected a quoted word"))?)
+                }
                 "disk" => {
                     for spec in list(value).ok_or_else(|| {
                         invalid("expected a list of quoted disk specs on one line")
@@ -241,6 +270,10 @@ impl XlFiles {
             kernel: kernel.ok_or(XlCfgError::Missing("kernel"))?,
             ramdisk,
             disks,
+            guest_type: guest_type.unwrap_or(match builder {
+                Some(b) if b.eq_ignore_ascii_case("hvm") => GuestType::Hvm,
+                _ => GuestType::Pv,
+            }),
         })
     }
 }
@@ -251,6 +284,7 @@ mod tests {
 
     fn busybox() -> XlConfig {
         XlConfig {
+            guest_type: GuestType::Pv,
             name: "busybox".into(),
             kernel: "/srv/out/busybox/vmlinuz".into(),
             ramdisk: "/srv/out/busybox/initrd.img".into(),
@@ -304,8 +338,73 @@ mod tests {
         assert_eq!(f.ramdisk.as_deref(), Some(c.ramdisk.as_str()));
         let targets: Vec<&str> = c.disks.iter().map(|d| d.target.as_str()).collect();
         assert_eq!(f.disks, targets);
+        assert_eq!(f.guest_type, GuestType::Pv);
         c.vif.mac = None;
         assert!(c.render().contains("vif = [ 'bridge=xenbr0' ]\n"));
+    }
+
+    #[test]
+    fn a_pvh_guest_differs_only_in_its_type() {
+        let pv = busybox();
+        let pvh = XlConfig {
+            guest_type: GuestType::Pvh,
+            ..busybox()
+        };
+        let t = pvh.render();
+        assert!(t.starts_with("# Xen PVH guest \"busybox\""), "{t}");
+        assert!(t.contains("\ntype = \"pvh\"\n"), "{t}");
+        // Everything after the type line is the PV guest's: direct kernel
+        // boot, the same disk, vif and actions.
+        let body = |t: &str| {
+            t.split_once("\ntype = ")
+                .and_then(|(_, b)| b.split_once('\n'))
+                .map(|(_, r)| r.to_string())
+                .unwrap()
+        };
+        assert_eq!(body(&t), body(&pv.render()));
+        assert!(
+            body(&t).starts_with("name = \"busybox\"\nkernel = \"/srv/out/busybox/vmlinuz\"\n"),
+            "{t}"
+        );
+        let f = XlFiles::parse(&t).unwrap();
+        assert_eq!(f.guest_type, GuestType::Pvh);
+        assert_eq!(f.kernel, pvh.kernel);
+        assert_eq!(f.disks, ["/srv/out/busybox/rootfs.img"]);
+    }
+
+    #[test]
+    fn the_type_as_xl_reads_it() {
+        let t = |s: &str| {
+            XlFiles::parse(&format!("name = 'g'\nkernel = '/k'\n{s}"))
+                .map(|f| f.guest_type)
+                .map_err(|e| e.to_string())
+        };
+        use GuestType::{Hvm, Pv, Pvh};
+        assert_eq!(t(""), Ok(Pv));
+        assert_eq!(t("type = \"pv\"\n"), Ok(Pv));
+        assert_eq!(t("type = 'pvh' # direct kernel boot\n"), Ok(Pvh));
+        assert_eq!(t("type = \"PVH\"\n"), Ok(Pvh));
+        assert_eq!(t("type = \"hvm\"\n"), Ok(Hvm));
+        assert_eq!(t("builder = \"hvm\"\n"), Ok(Hvm));
+        assert_eq!(t("builder = \"generic\"\n"), Ok(Pv));
+        // `type` wins over `builder`, the last `type` over earlier ones; a
+        // commented-out line counts for nothing.
+        assert_eq!(t("builder = 'hvm'\ntype = 'pvh'\n"), Ok(Pvh));
+        assert_eq!(t("type = 'hvm'\ntype = 'pv'\n"), Ok(Pv));
+        assert_eq!(t("#type = 'hvm'\n"), Ok(Pv));
+        // Keys that only end in `type` are other keys.
+        assert_eq!(t("device_model_type = 'hvm'\n"), Ok(Pv));
+        assert_eq!(
+            t("type = \"pvhvm\"\n"),
+            Err("line 3: key type: `pvhvm` is not a Xen guest type; one of: pv, pvh, hvm".into())
+        );
+        assert_eq!(
+            t("type = pvh\n"),
+            Err("line 3: key type: expected a quoted word".into())
+        );
+        // A comment after a value is xl's too.
+        let f = XlFiles::parse("name = \"g\" # the domain\nkernel = '/k'\n").unwrap();
+        assert_eq!(f.name, "g");
     }
 
     #[test]

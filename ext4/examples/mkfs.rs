@@ -1,7 +1,7 @@
 //! Minimal driver: `mkfs <dir> <image> [block-size] [size|auto] [nojournal]`.
 use std::path::Path;
 
-use ext4fs_builder::{BlockSize, FsBuilder, Options, SizeSpec};
+use ext4fs_builder::{BlockSize, FsBuilder, Options, SizeSpec, TimePolicy};
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
@@ -10,7 +10,7 @@ fn main() {
         std::process::exit(2);
     }
     let mut o = Options {
-        timestamp: Some(1_700_000_000),
+        times: TimePolicy::Force(1_700_000_000),
         seed: Some(1),
         ..Options::default()
     };

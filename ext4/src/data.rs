@@ -6,10 +6,90 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use rustix::fs::SeekFrom;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Component;
+
+use rustix::fs::{Mode, OFlags, SeekFrom};
 
 use crate::error::Error;
 use crate::extent::Extent;
+use crate::options::FileRegion;
+
+/// Longest path (in bytes) handed to the kernel in one piece; `PATH_MAX` is 4096
+/// with the NUL.
+const PATH_CHUNK: usize = 4000;
+
+/// `openat` with `O_NOATIME` where the caller may use it (reading the source
+/// leaves its access times alone), else without.
+pub(crate) fn open_noatime<Fd: std::os::fd::AsFd>(
+    dir: Fd,
+    path: &[u8],
+    flags: OFlags,
+) -> rustix::io::Result<OwnedFd> {
+    match rustix::fs::openat(&dir, path, flags | OFlags::NOATIME, Mode::empty()) {
+        Err(rustix::io::Errno::PERM) => rustix::fs::openat(&dir, path, flags, Mode::empty()),
+        r => r,
+    }
+}
+
+/// Opens `path` with `flags` (and `O_NOATIME` where allowed), however long it
+/// is: whole when it is shorter than `PATH_MAX`, else through `openat` from one
+/// chunk of components to the next (intermediate chunks opened `O_PATH`, so only
+/// search permission is needed, as for a whole path). Symlinks on the way are
+/// followed as the kernel would.
+pub(crate) fn open_long(path: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() < PATH_CHUNK {
+        return open_noatime(rustix::fs::CWD, bytes, flags);
+    }
+    let mut dir: Option<OwnedFd> = None;
+    let mut chunk: Vec<u8> = Vec::new();
+    let comps: Vec<&[u8]> = path
+        .components()
+        .map(|c| match c {
+            Component::RootDir => &b"/"[..],
+            Component::CurDir => &b"."[..],
+            Component::ParentDir => &b".."[..],
+            Component::Normal(n) => n.as_bytes(),
+            Component::Prefix(p) => p.as_os_str().as_bytes(),
+        })
+        .collect();
+    let open_at = |dir: &Option<OwnedFd>, p: &[u8], flags: OFlags| match (dir, flags) {
+        (Some(d), f) if f.contains(OFlags::PATH) => rustix::fs::openat(d, p, f, Mode::empty()),
+        (None, f) if f.contains(OFlags::PATH) => {
+            rustix::fs::openat(rustix::fs::CWD, p, f, Mode::empty())
+        }
+        (Some(d), f) => open_noatime(d, p, f),
+        (None, f) => open_noatime(rustix::fs::CWD, p, f),
+    };
+    let step = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let last = comps.len().saturating_sub(1);
+    for (i, c) in comps.iter().enumerate() {
+        if !chunk.is_empty() && chunk.len() + 1 + c.len() >= PATH_CHUNK {
+            dir = Some(open_at(&dir, &chunk, step)?);
+            chunk.clear();
+        }
+        if !chunk.is_empty() && chunk != b"/" {
+            chunk.push(b'/');
+        }
+        chunk.extend_from_slice(c);
+        if i == last {
+            return open_at(&dir, &chunk, flags);
+        }
+    }
+    open_at(&dir, b".", flags)
+}
+
+/// Opens a host file for reading, however long its path.
+pub(crate) fn open_source(path: &Path) -> Result<File, Error> {
+    open_long(path, OFlags::RDONLY | OFlags::CLOEXEC)
+        .map(File::from)
+        .map_err(|e| Error::SourceRead {
+            path: path.to_owned(),
+            source: e.into(),
+        })
+}
 
 /// Logical block ranges `[start, end)` holding data in a file of `size` bytes.
 pub(crate) fn data_block_ranges(
@@ -130,10 +210,7 @@ impl Copier {
         out: &File,
         out_path: &Path,
     ) -> Result<(), Error> {
-        let src = File::open(path).map_err(|e| Error::SourceRead {
-            path: path.to_owned(),
-            source: e,
-        })?;
+        let src = open_source(path)?;
         let bs = u64::from(block_size);
         let changed = |actual| Error::SourceChanged {
             path: path.to_owned(),
@@ -181,4 +258,61 @@ impl Copier {
         }
         Ok(())
     }
+
+    /// Copies a [`FileRegion`]'s data blocks into the image at its extents.
+    pub fn copy_region(
+        &mut self,
+        r: &FileRegion,
+        extents: &[Extent],
+        block_size: u32,
+        out: &File,
+        out_path: &Path,
+    ) -> Result<(), Error> {
+        let bs = u64::from(block_size);
+        for x in extents {
+            let off = u64::from(x.ee_block) * bs;
+            let len = (u64::from(x.ee_len) * bs).min(r.size().saturating_sub(off));
+            let n = copy_range(
+                r.file(),
+                out,
+                r.offset() + off,
+                x.start.0 * bs,
+                len,
+                &mut self.use_cfr,
+                &mut self.buf,
+            )
+            .map_err(|e| Error::Output {
+                path: out_path.to_owned(),
+                source: e,
+            })?;
+            if n < len {
+                return Err(Error::Output {
+                    path: out_path.to_owned(),
+                    source: io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "a spooled file region ends early",
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Logical block ranges `[start, end)` covering a region's data ranges.
+pub(crate) fn region_block_ranges(r: &FileRegion, block_size: u32) -> Vec<(u64, u64)> {
+    let bs = u64::from(block_size);
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for &(s, e) in r.data() {
+        let e = e.min(r.size());
+        if e <= s {
+            continue;
+        }
+        let (s, e) = (s / bs, e.div_ceil(bs));
+        match out.last_mut() {
+            Some(last) if last.1 >= s => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
 }

@@ -1,5 +1,6 @@
 //! Hashed directories (`dir_index`): a dx_root block, optionally one level of interior
-//! dx nodes, and leaf blocks holding entries in hash order, each with checksums.
+//! dx nodes, and leaf blocks holding entries in hash order, each with checksums,
+//! written with the slack the kernel needs to keep adding names.
 
 use crate::bytes::{put_u8, put_u16, put_u32};
 use crate::checksum::Checksum;
@@ -47,11 +48,41 @@ fn node_limit(bs: usize) -> usize {
     (bs - NODE_COUNT_OFFSET - DX_TAIL) / 8
 }
 
-/// Packs hash-sorted `(hash, name_len)` into leaves, never splitting equal hashes.
-/// None when the directory cannot be indexed within two levels.
+// Slack for the kernel. It adds an entry by splitting a full leaf, which
+// takes a slot in the leaf's index node; a full node splits, taking a slot
+// in the root; with the root full at two levels (the most without
+// `large_dir`) the insert fails: "Directory index full". A tree written
+// full (every index node at its limit) could take only a handful of new
+// names. So leaves are filled like e2fsck -D fills them (its default
+// `indexed_dir_slack_percentage` of 20), interior nodes to 3/4, and a
+// two-level root to half: the kernel can then add at least as many names
+// as the directory has before it runs out of index. A directory that does
+// not fit that way stays linear, which the kernel grows without limit.
+
+/// How full a leaf is filled, in percent of its usable bytes.
+const LEAF_FILL_PERCENT: usize = 80;
+
+/// Index entries written into an interior node of `bs` bytes.
+fn node_fill(bs: usize) -> usize {
+    node_limit(bs) * 3 / 4
+}
+
+/// Index entries written into a root that points at leaves.
+fn root_leaf_fill(bs: usize) -> usize {
+    root_limit(bs) * 3 / 4
+}
+
+/// Index entries written into a root that points at interior nodes.
+fn root_node_fill(bs: usize) -> usize {
+    root_limit(bs) / 2
+}
+
+/// Packs hash-sorted `(hash, name_len)` into leaves, never splitting equal
+/// hashes, leaving the slack above. None when the directory is better left
+/// linear (it would not fit two levels with that slack).
 pub(crate) fn shape(sorted: &[(u32, usize)], block_size: u32) -> Option<Shape> {
     let bs = block_size as usize;
-    let usable = bs - TAIL_SIZE;
+    let usable = (bs - TAIL_SIZE) * LEAF_FILL_PERCENT / 100;
     let mut leaves = Vec::new();
     let mut start = 0;
     let mut used = 0;
@@ -63,7 +94,7 @@ pub(crate) fn shape(sorted: &[(u32, usize)], block_size: u32) -> Option<Shape> {
         let need = rec_len(len);
         if used + need > usable {
             if run_start == start {
-                return None; // a run of equal hashes larger than a block
+                return None; // a run of equal hashes larger than a leaf
             }
             leaves.push(start..run_start);
             start = run_start;
@@ -74,22 +105,19 @@ pub(crate) fn shape(sorted: &[(u32, usize)], block_size: u32) -> Option<Shape> {
     if start < sorted.len() || leaves.is_empty() {
         leaves.push(start..sorted.len());
     }
-    let (rl, nl) = (root_limit(bs), node_limit(bs));
-    if leaves.len() <= rl {
+    if leaves.len() <= root_leaf_fill(bs) {
         Some(Shape {
             levels: 0,
             leaves,
             nodes: 0,
         })
-    } else if leaves.len() <= rl * nl {
-        let nodes = leaves.len().div_ceil(nl);
-        Some(Shape {
+    } else {
+        let nodes = leaves.len().div_ceil(node_fill(bs));
+        (nodes <= root_node_fill(bs)).then_some(Shape {
             levels: 1,
             leaves,
             nodes,
         })
-    } else {
-        None
     }
 }
 
@@ -153,9 +181,8 @@ pub(crate) fn write(
     if shape.levels == 0 {
         fill_index(&mut out[..bs], ROOT_COUNT_OFFSET, &leaf_refs, inode_seed);
     } else {
-        let nl = node_limit(bs);
         let mut node_refs = Vec::new();
-        for (n, chunk) in leaf_refs.chunks(nl).enumerate() {
+        for (n, chunk) in leaf_refs.chunks(node_fill(bs)).enumerate() {
             let b = &mut out[bs * (1 + n)..bs * (2 + n)];
             put_u16(b, 4, bs as u16); // an empty dirent spanning the block
             fill_index(b, NODE_COUNT_OFFSET, chunk, inode_seed);
@@ -196,5 +223,32 @@ mod tests {
             assert_ne!(dup[w[0].end - 1].0, dup[w[1].start].0);
         }
         assert!(shape(&[(4, 200); 10], 1024).is_none());
+    }
+
+    #[test]
+    fn trees_leave_the_kernel_room() {
+        for bs in [1024usize, 4096] {
+            let many: Vec<(u32, usize)> = (0..60_000).map(|i| (i * 2, 30)).collect();
+            let s = shape(&many, bs as u32).unwrap();
+            let usable = bs - TAIL_SIZE;
+            for l in &s.leaves {
+                let bytes: usize = many[l.clone()].iter().map(|&(_, n)| rec_len(n)).sum();
+                assert!(
+                    bytes * 100 <= usable * LEAF_FILL_PERCENT,
+                    "{bs}: leaf {bytes}"
+                );
+            }
+            if s.levels == 1 {
+                assert!(s.nodes <= root_limit(bs) / 2, "{bs}: {} nodes", s.nodes);
+                assert!(s.leaves.len() <= s.nodes * node_limit(bs) * 3 / 4);
+            } else {
+                assert!(s.leaves.len() <= root_limit(bs) * 3 / 4);
+            }
+        }
+        // 25,000 names of 255 bytes in 1 KiB blocks need nearly all that
+        // two levels can index: such a directory is left linear.
+        let long: Vec<(u32, usize)> = (0..25_000).map(|i| (i * 2, 255)).collect();
+        assert!(shape(&long, 1024).is_none());
+        assert!(shape(&long, 4096).is_some());
     }
 }

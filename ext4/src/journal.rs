@@ -9,19 +9,35 @@ fn be32(b: &mut [u8], off: usize, v: u32) {
     b[off..off + 4].copy_from_slice(&v.to_be_bytes());
 }
 
+/// mke2fs's journal length by filesystem size (`ext2fs_default_journal_size`):
+/// from this many blocks up, a journal of that many blocks.
+const JOURNAL_SIZES: [(u64, u64); 8] = [
+    (2048, 1024),
+    (32768, 4096),
+    (262_144, 8192),
+    (524_288, 16384),
+    (4_194_304, 32768),
+    (8_388_608, 65536),
+    (16_777_216, 131_072),
+    (33_554_432, 262_144),
+];
+
+/// The fewest blocks a filesystem with a journal has; a smaller one has none
+/// (mke2fs: "Filesystem too small for a journal").
+pub(crate) const MIN_JOURNAL_FS_BLOCKS: u64 = JOURNAL_SIZES[0].0;
+
 /// Journal length as mke2fs picks it for a filesystem of `blocks` blocks; None = too small.
 pub(crate) fn default_journal_blocks(blocks: u64) -> Option<u64> {
-    Some(match blocks {
-        0..2048 => return None,
-        2048..32768 => 1024,
-        32768..262_144 => 4096,
-        262_144..524_288 => 8192,
-        524_288..4_194_304 => 16384,
-        4_194_304..8_388_608 => 32768,
-        8_388_608..16_777_216 => 65536,
-        16_777_216..33_554_432 => 131_072,
-        _ => 262_144,
-    })
+    JOURNAL_SIZES
+        .iter()
+        .rev()
+        .find(|&&(from, _)| blocks >= from)
+        .map(|&(_, len)| len)
+}
+
+/// The filesystem sizes (in blocks) at which the journal's length changes.
+pub(crate) fn journal_size_steps() -> impl Iterator<Item = u64> {
+    JOURNAL_SIZES.iter().map(|&(from, _)| from)
 }
 
 /// The first journal block: a clean, empty v2 journal.
@@ -50,5 +66,9 @@ mod tests {
         assert_eq!(&b[0x10..0x14], &[0, 0, 0x10, 0]);
         assert_eq!(default_journal_blocks(65536), Some(4096));
         assert_eq!(default_journal_blocks(1000), None);
+        assert_eq!(default_journal_blocks(2047), None);
+        assert_eq!(default_journal_blocks(2048), Some(1024));
+        assert_eq!(default_journal_blocks(32767), Some(1024));
+        assert_eq!(default_journal_blocks(1 << 40), Some(262_144));
     }
 }

@@ -1,7 +1,7 @@
 //! Planning: inode numbers, link counts, sizes and data ranges (independent of the
 //! geometry), then block allocation for a given geometry.
 
-use std::fs::File;
+use std::collections::HashMap;
 
 use crate::data::data_block_ranges;
 use crate::dir_entry::{DirBlockWriter, rec_len};
@@ -36,7 +36,9 @@ pub(crate) struct InodeInfo {
     pub links: u32,
     /// Logical block ranges `[start, end)` that hold data.
     pub ranges: Vec<(u64, u64)>,
-    pub xattr_block: bool,
+    /// The xattr block holding the attributes that do not fit in the inode
+    /// (an index into [`Scan::xattr_blocks`]).
+    pub xattr_block: Option<usize>,
     /// A directory written as a hashed (dir_index) tree.
     pub htree: bool,
 }
@@ -57,11 +59,22 @@ impl Placed {
     }
 }
 
+/// One xattr block, shared by the inodes whose attributes outside the inode
+/// are the same, as the kernel shares them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct XattrBlock {
+    /// The first inode using it (which writes it).
+    pub first: InodeNo,
+    /// `h_refcount`: inodes using it, at most `EXT4_XATTR_REFCOUNT_MAX`.
+    pub refcount: u32,
+}
+
 /// The geometry-independent plan.
 #[derive(Debug)]
 pub(crate) struct Scan {
     pub inodes: Vec<InodeInfo>,
     pub ino_of: Vec<InodeNo>,
+    pub xattr_blocks: Vec<XattrBlock>,
 }
 
 impl Scan {
@@ -71,18 +84,20 @@ impl Scan {
 
     /// Blocks of content (without tree blocks beyond one per big file).
     pub fn content_blocks(&self) -> u64 {
-        self.inodes
-            .iter()
-            .map(|i| {
-                let data: u64 = i.ranges.iter().map(|r| r.1 - r.0).sum();
-                let extents: u64 = i
-                    .ranges
-                    .iter()
-                    .map(|r| (r.1 - r.0).div_ceil(u64::from(EXT_INIT_MAX_LEN)) + 1)
-                    .sum();
-                data + u64::from(i.xattr_block) + if extents > 4 { extents / 64 + 2 } else { 0 }
-            })
-            .sum()
+        self.xattr_blocks.len() as u64
+            + self
+                .inodes
+                .iter()
+                .map(|i| {
+                    let data: u64 = i.ranges.iter().map(|r| r.1 - r.0).sum();
+                    let extents: u64 = i
+                        .ranges
+                        .iter()
+                        .map(|r| (r.1 - r.0).div_ceil(u64::from(EXT_INIT_MAX_LEN)) + 1)
+                        .sum();
+                    data + if extents > 4 { extents / 64 + 2 } else { 0 }
+                })
+                .sum::<u64>()
     }
 }
 
@@ -197,10 +212,12 @@ pub(crate) fn scan(
             size: 0,
             links: 0,
             ranges: Vec::new(),
-            xattr_block: false,
+            xattr_block: None,
             htree: false,
         })
         .collect();
+    let mut xattr_blocks = Vec::new();
+    let mut shared = SharedXattrs::default();
     let mut nodes_in_order = vec![ROOT, lost_found];
     nodes_in_order.extend(order);
     for id in nodes_in_order {
@@ -210,6 +227,7 @@ pub(crate) fn scan(
             Dir,
             Bytes(u64),
             Path(std::path::PathBuf, Option<SourceStat>),
+            Region(u64, Vec<(u64, u64)>),
             Symlink(usize),
             Other,
         }
@@ -223,6 +241,10 @@ pub(crate) fn scan(
                 data: FileData::Path(p),
                 stat,
             } => What::Path(p.clone(), *stat),
+            NodeKind::File {
+                data: FileData::Region(r),
+                ..
+            } => What::Region(r.size(), crate::data::region_block_ranges(r, block_size)),
             NodeKind::Symlink(t) => What::Symlink(t.len()),
             _ => What::Other,
         };
@@ -251,9 +273,11 @@ pub(crate) fn scan(
                 let st = match stat {
                     Some(s) => s,
                     None => {
-                        let m = std::fs::metadata(&p).map_err(|e| Error::SourceRead {
-                            path: p.clone(),
-                            source: e,
+                        let m = crate::data::open_source(&p)?.metadata().map_err(|e| {
+                            Error::SourceRead {
+                                path: p.clone(),
+                                source: e,
+                            }
                         })?;
                         if !m.is_file() {
                             return Err(Error::UnsupportedSource { path: p });
@@ -269,16 +293,14 @@ pub(crate) fn scan(
                 let ranges = if st.size == 0 {
                     vec![]
                 } else if st.allocated < st.size {
-                    let f = File::open(&p).map_err(|e| Error::SourceRead {
-                        path: p.clone(),
-                        source: e,
-                    })?;
+                    let f = crate::data::open_source(&p)?;
                     data_block_ranges(&f, &p, st.size, block_size)?
                 } else {
                     vec![(0, st.size.div_ceil(bs))]
                 };
                 (st.size, ranges)
             }
+            What::Region(size, ranges) => (size, ranges),
             What::Symlink(len) => {
                 if len as u64 >= bs {
                     return Err(Error::SymlinkTooLong {
@@ -296,23 +318,60 @@ pub(crate) fn scan(
         }
         let attrs = xattr::prepare(&tree.nodes[id].meta.xattrs);
         let (_, rest) = xattr::split_ibody(attrs);
-        if !xattr::fits_block(&rest, block_size) {
+        if let Some(a) = xattr::overflowing(&rest, block_size) {
             return Err(Error::BadXattr {
                 path: path(),
-                name: String::new(),
-                reason: "attributes exceed one block",
+                name: a.full_name(),
+                reason: "the attributes of one entry must fit in its inode and one block",
             });
         }
+        let xattr_block =
+            (!rest.is_empty()).then(|| shared.share(rest, InodeNo(ino), &mut xattr_blocks));
         let info = &mut inodes[ino as usize - 1];
         info.slot = Slot::Node(id);
         info.size = size;
         info.links = links[id];
         info.ranges = ranges;
-        info.xattr_block = !rest.is_empty();
+        info.xattr_block = xattr_block;
         info.htree = htree;
     }
     let ino_of = ino_of.into_iter().map(InodeNo).collect();
-    Ok(Scan { inodes, ino_of })
+    Ok(Scan {
+        inodes,
+        ino_of,
+        xattr_blocks,
+    })
+}
+
+/// The xattr block that takes each set of out-of-inode attributes next.
+#[derive(Debug, Default)]
+struct SharedXattrs {
+    open: HashMap<Vec<xattr::Attr>, usize>,
+}
+
+impl SharedXattrs {
+    /// The block (an index into `blocks`) for `attrs` of inode `ino`: the one
+    /// with the same attributes while it has room for another user, else a
+    /// new one.
+    fn share(
+        &mut self,
+        attrs: Vec<xattr::Attr>,
+        ino: InodeNo,
+        blocks: &mut Vec<XattrBlock>,
+    ) -> usize {
+        if let Some(&k) = self.open.get(&attrs) {
+            if blocks[k].refcount < xattr::EXT4_XATTR_REFCOUNT_MAX {
+                blocks[k].refcount += 1;
+                return k;
+            }
+        }
+        blocks.push(XattrBlock {
+            first: ino,
+            refcount: 1,
+        });
+        self.open.insert(attrs, blocks.len() - 1);
+        blocks.len() - 1
+    }
 }
 
 /// Allocates `ranges` (logical) into extents.
@@ -361,6 +420,7 @@ pub(crate) fn allocate(
     let bs = geo.block_size;
     let mut l = Layout::new(geo).map_err(AllocError::Geometry)?;
     let mut placed = Vec::with_capacity(scan.inodes.len());
+    let mut xattr_at: Vec<Option<BlockNo>> = vec![None; scan.xattr_blocks.len()];
     for info in &scan.inodes {
         let mut p = match info.slot {
             Slot::Reserved => Placed::default(),
@@ -370,11 +430,19 @@ pub(crate) fn allocate(
             }
             Slot::Node(_) => place_ranges(&mut l, &info.ranges, bs).ok_or(AllocError::NoSpace)?,
         };
-        if info.xattr_block {
-            let (b, n) = l.alloc_run(1).ok_or(AllocError::NoSpace)?;
-            if n == 0 {
-                return Err(AllocError::NoSpace);
-            }
+        if let Some(k) = info.xattr_block {
+            // Placed after its first user's data.
+            let b = match xattr_at[k] {
+                Some(b) => b,
+                None => {
+                    let (b, n) = l.alloc_run(1).ok_or(AllocError::NoSpace)?;
+                    if n == 0 {
+                        return Err(AllocError::NoSpace);
+                    }
+                    xattr_at[k] = Some(b);
+                    b
+                }
+            };
             p.xattr_block = Some(b);
         }
         placed.push(p);

@@ -187,6 +187,8 @@ fn reference_structures_match_byte_for_byte() {
         s_log_groups_per_flex: sbb[0x174],
         s_overhead_clusters: get_u32(sbb, 0x248),
         s_kbytes_written: u64::from(get_u32(sbb, 0x178)) | (u64::from(get_u32(sbb, 0x17C)) << 32),
+        s_reserved_gdt_blocks: get_u16(sbb, 0xCE),
+        meta_bg: get_u32(sbb, 0x60) & crate::superblock::INCOMPAT_META_BG != 0,
     };
     let mut ours = sb.to_bytes(0);
     // debugfs -w stamped s_wtime with the real clock; take it over and re-checksum.
@@ -303,6 +305,7 @@ fn reference_structures_match_byte_for_byte() {
         BS as u32,
         crate::units::BlockNo(g.i_file_acl),
         r.seed,
+        1,
     );
     let refb = r.block(g.i_file_acl);
     // libext2fs leaves h_hash 0 (only the kernel's mbcache uses it); we store the
@@ -319,4 +322,72 @@ fn reference_structures_match_byte_for_byte() {
         .value();
     ours[16..20].copy_from_slice(&c.to_le_bytes());
     assert_eq!(first_diff(&ours, refb), None, "xattr block");
+}
+
+/// `mke2fs -t ext4 -b BS` (resize_inode, its default) of an empty `size`-byte
+/// file at a fixed time and UUID.
+fn mke2fs_default(size: u64, bs: u32) -> Vec<u8> {
+    let dir = std::env::temp_dir().join(format!(
+        "ext4-ref-rsv-{}-{bs}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("img");
+    std::fs::File::create(&img).unwrap().set_len(size).unwrap();
+    let st = Command::new(tool("mke2fs"))
+        .env("E2FSPROGS_FAKE_TIME", "1700000000")
+        .args(["-q", "-F", "-t", "ext4", "-b", &bs.to_string(), "-U"])
+        .arg("11111111-2222-4333-8444-555555555555")
+        .arg(&img)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let bytes = std::fs::read(&img).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    bytes
+}
+
+#[test]
+fn resize_inode_matches_mke2fs_byte_for_byte() {
+    use crate::layout::Geometry;
+    use crate::options::InodeSpec;
+    // 1 KiB blocks: 256 reserved blocks (the slots wrap in the double-indirect
+    // block); 4 KiB: 127.
+    for (size, bs) in [(64u64 << 20, 1024u32), (1 << 30, 4096)] {
+        let img = mke2fs_default(size, bs);
+        let sb = &img[1024..2048];
+        let seed = Checksum::new().update(&sb[0x68..0x78]).value();
+        let bsz = bs as usize;
+        let geo = Geometry::new(bs, size / u64::from(bs), InodeSpec::Default, 11, 0, true).unwrap();
+        assert_eq!(u32::from(get_u16(sb, 0xCE)), geo.reserved_gdt_blocks);
+        assert_ne!(
+            get_u32(sb, 0x5C) & crate::superblock::COMPAT_RESIZE_INODE,
+            0
+        );
+        // Inode 7 in group 0's inode table.
+        let d = &img[(geo.first_data_block as usize + 1) * bsz..];
+        let table = u64_split(get_u32(d, 0x8), get_u32(d, 0x28)) as usize;
+        let theirs = &img[table * bsz + 6 * 256..table * bsz + 7 * 256];
+        let dind = u64::from(get_u32(theirs, 0x28 + 4 * 13));
+        let ours = crate::resize_inode::build(
+            &geo,
+            crate::units::BlockNo(dind),
+            Timestamp::from_secs(1_700_000_000),
+        );
+        let raw = ours.inode.to_bytes(InodeNo::RESIZE, seed);
+        assert_eq!(first_diff(&raw, theirs), None, "inode 7, {bs}-byte blocks");
+        assert_eq!(ours.blocks.len(), 1 + geo.reserved_gdt_blocks as usize);
+        for (b, bytes) in &ours.blocks {
+            let at = b.0 as usize * bsz;
+            let theirs = &img[at..at + bsz];
+            assert_eq!(
+                first_diff(bytes, theirs),
+                None,
+                "block {}, {bs}-byte blocks",
+                b.0
+            );
+        }
+    }
 }

@@ -10,12 +10,19 @@ pub struct WriteReport {
     pub blocks_used: u64,
     /// Inodes in use, including the reserved ones (1..=11).
     pub inodes_used: u64,
+    /// Inodes in all (`s_inodes_count`).
+    pub inodes_count: u64,
     /// Filesystem size in blocks.
     pub blocks_count: u64,
     /// Block size in bytes.
     pub block_size: u32,
     /// Journal length in blocks (0 without a journal).
     pub journal_blocks: u64,
+    /// `Some(n)` when a journal was asked for ([`crate::Options::journal`])
+    /// but the filesystem has none because it is too small for one: under
+    /// `n` bytes (2048 blocks, as mke2fs: "Filesystem too small for a
+    /// journal").
+    pub no_journal_below: Option<u64>,
     /// The filesystem UUID.
     pub uuid: [u8; 16],
 }
@@ -29,6 +36,11 @@ pub struct Fit {
     pub blocks_count: u64,
     /// Inodes the contents need, the reserved ones included.
     pub inodes_used: u64,
+    /// Inodes in all.
+    pub inodes_count: u64,
+    /// As [`WriteReport::no_journal_below`]: the image will have no journal,
+    /// though one was asked for, being under this many bytes.
+    pub no_journal_below: Option<u64>,
 }
 
 /// How far [`crate::FsBuilder::write_with_progress`] has got.

@@ -9,9 +9,11 @@ pub(crate) const SUPERBLOCK_SIZE: usize = 1024;
 // s_feature_compat
 pub(crate) const COMPAT_HAS_JOURNAL: u32 = 0x4;
 pub(crate) const COMPAT_EXT_ATTR: u32 = 0x8;
+pub(crate) const COMPAT_RESIZE_INODE: u32 = 0x10;
 pub(crate) const COMPAT_DIR_INDEX: u32 = 0x20;
 // s_feature_incompat
 pub(crate) const INCOMPAT_FILETYPE: u32 = 0x2;
+pub(crate) const INCOMPAT_META_BG: u32 = 0x10;
 pub(crate) const INCOMPAT_EXTENTS: u32 = 0x40;
 pub(crate) const INCOMPAT_64BIT: u32 = 0x80;
 pub(crate) const INCOMPAT_FLEX_BG: u32 = 0x200;
@@ -44,6 +46,10 @@ pub(crate) struct Superblock {
     pub s_log_groups_per_flex: u8,
     pub s_overhead_clusters: u32,
     pub s_kbytes_written: u64,
+    /// `s_reserved_gdt_blocks`; nonzero: `resize_inode` (inode 7).
+    pub s_reserved_gdt_blocks: u16,
+    /// `meta_bg`, with `s_first_meta_bg` = 0 (as mke2fs).
+    pub meta_bg: bool,
 }
 
 impl Superblock {
@@ -80,12 +86,15 @@ impl Superblock {
         if self.has_journal() {
             compat |= COMPAT_HAS_JOURNAL;
         }
+        if self.s_reserved_gdt_blocks > 0 {
+            compat |= COMPAT_RESIZE_INODE;
+        }
         put_u32(&mut b, 0x5C, compat);
-        put_u32(
-            &mut b,
-            0x60,
-            INCOMPAT_FILETYPE | INCOMPAT_EXTENTS | INCOMPAT_64BIT | INCOMPAT_FLEX_BG,
-        );
+        let mut incompat = INCOMPAT_FILETYPE | INCOMPAT_EXTENTS | INCOMPAT_64BIT | INCOMPAT_FLEX_BG;
+        if self.meta_bg {
+            incompat |= INCOMPAT_META_BG;
+        }
+        put_u32(&mut b, 0x60, incompat);
         put_u32(
             &mut b,
             0x64,
@@ -98,6 +107,7 @@ impl Superblock {
         );
         b[0x68..0x78].copy_from_slice(&self.s_uuid);
         b[0x78..0x88].copy_from_slice(&self.s_volume_name);
+        put_u16(&mut b, 0xCE, self.s_reserved_gdt_blocks);
         put_u32(&mut b, 0xE0, self.s_journal_inum);
         b[0xEC..0xFC].copy_from_slice(&self.s_hash_seed);
         put_u8(&mut b, 0xFC, 1); // s_def_hash_version: half_md4

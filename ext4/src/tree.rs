@@ -146,41 +146,92 @@ impl Tree {
         Ok(Some(cur))
     }
 
-    /// Returns the directory at `parts`, creating missing ones 0755 root:root.
+    /// Returns the directory at `parts`, creating missing ones 0755 root:root;
+    /// symlinks to directories on the way are followed.
     fn ensure_dir(&mut self, full: &str, parts: &[&[u8]]) -> Result<NodeId, Error> {
-        let mut cur = ROOT;
-        for c in parts {
+        let mut hops = 0;
+        match self.walk_dirs(ROOT, parts, true, &mut hops) {
+            Ok(Some(id)) => Ok(id),
+            Ok(None) => Err(Error::InvalidPath {
+                path: full.to_owned(),
+                reason: "a parent is not a directory",
+            }),
+            Err(reason) => Err(Error::InvalidPath {
+                path: full.to_owned(),
+                reason,
+            }),
+        }
+    }
+
+    /// Follows `comps` (`.` and `..` allowed) from directory `start`, as the kernel
+    /// would: a symlink on the way is followed (40 at most) and must lead to a
+    /// directory; a missing directory is created (0755 root:root, the default
+    /// time) when `create`, else the answer is `None`.
+    pub fn walk_dirs(
+        &mut self,
+        start: NodeId,
+        comps: &[&[u8]],
+        create: bool,
+        hops: &mut u32,
+    ) -> Result<Option<NodeId>, &'static str> {
+        let mut cur = start;
+        for c in comps {
+            match *c {
+                b"" | b"." => continue,
+                b".." => {
+                    cur = self.nodes[cur].parent;
+                    continue;
+                }
+                _ => {}
+            }
             let existing = match self.children(cur) {
                 Some(ch) => ch.get(*c).copied(),
-                None => {
-                    return Err(Error::InvalidPath {
-                        path: full.to_owned(),
-                        reason: "a parent is not a directory",
-                    });
-                }
+                None => return Err("a parent is not a directory"),
             };
-            cur = match existing {
-                Some(id) => id,
-                None => {
-                    let meta = Metadata::new(0o755, self.default_time);
-                    self.insert_child(
-                        cur,
-                        c,
-                        NodeKind::Dir {
-                            children: BTreeMap::new(),
-                        },
-                        meta,
-                    )
+            let Some(id) = existing else {
+                if !create {
+                    return Ok(None);
                 }
+                let meta = Metadata::new(0o755, self.default_time);
+                let kind = NodeKind::Dir {
+                    children: BTreeMap::new(),
+                };
+                cur = self.insert_child(cur, c, kind, meta);
+                continue;
+            };
+            cur = match &self.nodes[id].kind {
+                NodeKind::Dir { .. } => id,
+                NodeKind::Symlink(t) => {
+                    *hops += 1;
+                    if *hops > 40 {
+                        return Err("too many levels of symbolic links");
+                    }
+                    let t = t.clone();
+                    let from = if t.starts_with(b"/") { ROOT } else { cur };
+                    let tc: Vec<&[u8]> = t.split(|&b| b == b'/').collect();
+                    match self.walk_dirs(from, &tc, false, hops)? {
+                        Some(d) => d,
+                        None => return Err("a parent is a symlink to nothing in the image"),
+                    }
+                }
+                _ => return Err("a parent is not a directory"),
             };
         }
         if self.children(cur).is_none() {
-            return Err(Error::InvalidPath {
-                path: full.to_owned(),
-                reason: "a parent is not a directory",
-            });
+            return Err("a parent is not a directory");
         }
-        Ok(cur)
+        Ok(Some(cur))
+    }
+
+    /// The directory a symlink node leads to, if it leads to one.
+    pub fn symlink_dir(&mut self, parent: NodeId, id: NodeId) -> Option<NodeId> {
+        let NodeKind::Symlink(t) = &self.nodes[id].kind else {
+            return None;
+        };
+        let t = t.clone();
+        let from = if t.starts_with(b"/") { ROOT } else { parent };
+        let tc: Vec<&[u8]> = t.split(|&b| b == b'/').collect();
+        self.walk_dirs(from, &tc, false, &mut 1).ok().flatten()
     }
 
     /// Adds `name` under directory `parent`, merging into an existing directory.
@@ -260,6 +311,14 @@ impl Tree {
                     if matches!(self.nodes[id].kind, NodeKind::Dir { .. }) {
                         self.nodes[id].meta = meta;
                         return Ok(id);
+                    }
+                    // A symlink to a directory stays (as dpkg and `tar
+                    // --keep-directory-symlink` keep it); the directory gets the metadata.
+                    if let Some(dir) = self.symlink_dir(parent, id) {
+                        if dir != ROOT {
+                            self.nodes[dir].meta = meta;
+                        }
+                        return Ok(dir);
                     }
                 }
                 NodeKind::Dir {

@@ -23,6 +23,8 @@ pub struct InodeNo(pub u32);
 impl InodeNo {
     /// The root directory.
     pub const ROOT: InodeNo = InodeNo(2);
+    /// The resize inode (reserved GDT blocks).
+    pub const RESIZE: InodeNo = InodeNo(7);
     /// The journal.
     pub const JOURNAL: InodeNo = InodeNo(8);
     /// `lost+found` (first non-reserved inode).

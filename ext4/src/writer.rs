@@ -13,7 +13,7 @@ use crate::out::Out;
 use crate::plan::scan;
 use crate::report::{Fit, Progress, WriteReport};
 use crate::size::{Sized, auto, fixed};
-use crate::superblock::{Superblock, group_has_super};
+use crate::superblock::Superblock;
 use crate::tree::Tree;
 use crate::units::BlockNo;
 
@@ -108,10 +108,16 @@ fn lay_out(
     hash_seed: &[u8; 16],
 ) -> Result<(crate::plan::Scan, Sized, u64), Error> {
     let bs = opts.block_size.bytes();
+    if let Some(reason) = opts.inodes.invalid() {
+        return Err(Error::BadInodeSpec {
+            spec: opts.inodes,
+            reason,
+        });
+    }
     let sc = scan(tree, bs, opts.journal, hash_seed)?;
     let sized: Sized = match opts.size {
-        SizeSpec::Auto => auto(&sc, bs, opts.journal)?,
-        SizeSpec::Fixed(n) => fixed(&sc, bs, opts.journal, n)?,
+        SizeSpec::Auto => auto(&sc, opts)?,
+        SizeSpec::Fixed(n) => fixed(&sc, opts, n)?,
     };
     let file_len = match opts.size {
         SizeSpec::Fixed(n) => n,
@@ -130,6 +136,8 @@ pub(crate) fn check(tree: &mut Tree, opts: &Options, ts: Timestamp) -> Result<Fi
         size_bytes,
         blocks_count: sized.layout.geo.blocks_count,
         inodes_used: sc.inodes.len() as u64,
+        inodes_count: sized.layout.geo.inodes_count(),
+        no_journal_below: sized.no_journal_below,
     })
 }
 
@@ -239,16 +247,25 @@ pub(crate) fn write(
         s_log_groups_per_flex: LOG_GROUPS_PER_FLEX,
         s_overhead_clusters: 0,
         s_kbytes_written: 0,
+        s_reserved_gdt_blocks: geo.reserved_gdt_blocks as u16,
+        meta_bg: geo.meta_bg,
     };
+    // Superblock and descriptor copies where each group has them.
+    let bsz = bs as usize;
     for g in 0..geo.groups {
-        if !group_has_super(g) {
-            continue;
-        }
+        let head = geo.head(g);
         let start = geo.group_start(g);
-        let sb_bytes = sb.to_bytes(g as u16);
-        let off = if g == 0 { 1024 } else { start * u64::from(bs) };
-        out.at(off, &sb_bytes)?;
-        out.block(BlockNo(start + 1), &gdt)?;
+        if head.superblock {
+            // s_block_group_nr is 16 bits: mke2fs writes 65535 beyond.
+            let sb_bytes = sb.to_bytes(g.min(0xFFFF) as u16);
+            let off = if g == 0 { 1024 } else { start * u64::from(bs) };
+            out.at(off, &sb_bytes)?;
+        }
+        let d = head.desc_blocks;
+        if d.start < d.end {
+            let at = BlockNo(start + u64::from(head.superblock));
+            out.block(at, &gdt[d.start as usize * bsz..d.end as usize * bsz])?;
+        }
     }
     drop(out);
     std::fs::rename(&tmp, image).map_err(|e| Error::Output {
@@ -260,9 +277,11 @@ pub(crate) fn write(
         size_bytes: file_len,
         blocks_used: geo.blocks_count - free_blocks_total,
         inodes_used: used_inodes,
+        inodes_count: geo.inodes_count(),
         blocks_count: geo.blocks_count,
         block_size: bs,
         journal_blocks: sized.journal_blocks,
+        no_journal_below: sized.no_journal_below,
         uuid,
     })
 }

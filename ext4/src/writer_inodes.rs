@@ -97,6 +97,7 @@ impl Ctx<'_> {
             }
             let p = &self.placed[i];
             let raw = match info.slot {
+                Slot::Reserved if ino == InodeNo::RESIZE => self.resize_inode(layout)?,
                 Slot::Reserved => None,
                 Slot::Journal if p.extents.is_empty() => None,
                 Slot::Journal => Some(self.journal_inode(ino, p, &mut written)?),
@@ -118,6 +119,19 @@ impl Ctx<'_> {
         }
         flush(group, &mut table, table_used)?;
         Ok(written)
+    }
+
+    /// The resize inode, its double-indirect block and the primary reserved
+    /// GDT blocks written, if the layout has one.
+    fn resize_inode(&self, layout: &Layout) -> Result<Option<[u8; INODE_SIZE]>, Error> {
+        let Some(dind) = layout.resize_dind else {
+            return Ok(None);
+        };
+        let r = crate::resize_inode::build(&layout.geo, dind, self.ts);
+        for (b, bytes) in &r.blocks {
+            self.out.block(*b, bytes)?;
+        }
+        Ok(Some(r.inode.to_bytes(InodeNo::RESIZE, self.csum_seed)))
     }
 
     /// Builds the extent tree, writes its blocks, returns `i_block`.
@@ -265,6 +279,9 @@ impl Ctx<'_> {
                             &self.out.path,
                         )?;
                     }
+                    FileData::Region(r) => {
+                        copier.copy_region(r, &p.extents, bs, &self.out.file, &self.out.path)?;
+                    }
                 }
                 flags |= EXT4_EXTENTS_FL;
                 self.extents(ino, p)?
@@ -287,9 +304,13 @@ impl Ctx<'_> {
         };
         let attrs = xattr::prepare(&node.meta.xattrs);
         let (ibody, rest) = xattr::split_ibody(attrs);
-        if let Some(b) = p.xattr_block {
-            self.out
-                .block(b, &xattr::block_bytes(&rest, bs, b, self.csum_seed))?;
+        if let (Some(b), Some(k)) = (p.xattr_block, info.xattr_block) {
+            // Written once, by its first user, for all of them.
+            let shared = self.scan.xattr_blocks[k];
+            if shared.first == ino {
+                let bytes = xattr::block_bytes(&rest, bs, b, self.csum_seed, shared.refcount);
+                self.out.block(b, &bytes)?;
+            }
         }
         let m = &node.meta;
         let inode = Inode {

@@ -8,6 +8,9 @@ pub(crate) const EXT4_XATTR_MAGIC: u32 = 0xEA02_0000;
 /// Bytes available in a 256-byte inode after 128 + 32.
 pub(crate) const IBODY_SPACE: usize = 256 - 128 - 32;
 const BLOCK_HEADER: usize = 32;
+/// The most inodes sharing one xattr block: the kernel shares a block no
+/// further ("to reduce amount of damage caused by single bad block").
+pub(crate) const EXT4_XATTR_REFCOUNT_MAX: u32 = 1024;
 const ENTRY_HEADER: usize = 16;
 
 /// Name prefixes and their `e_name_index`, longest first so `system.posix_acl_*` wins.
@@ -41,7 +44,7 @@ fn pad4(n: usize) -> usize {
 }
 
 /// One attribute ready for placement.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Attr {
     pub index: u8,
     pub name: Vec<u8>,
@@ -54,6 +57,15 @@ impl Attr {
     }
     fn value_size(&self) -> usize {
         pad4(self.value.len())
+    }
+
+    /// The full name, e.g. `user.mime_type`, as [`split_name`] took it apart.
+    pub fn full_name(&self) -> String {
+        let prefix = PREFIXES
+            .iter()
+            .find(|&&(_, idx)| idx == self.index)
+            .map_or("", |&(p, _)| p);
+        format!("{prefix}{}", String::from_utf8_lossy(&self.name))
     }
 }
 
@@ -153,23 +165,35 @@ pub(crate) fn ibody_bytes(attrs: &[Attr]) -> Vec<u8> {
     b
 }
 
-/// Whether attributes fit in one xattr block.
-pub(crate) fn fits_block(attrs: &[Attr], block_size: u32) -> bool {
-    let need: usize = attrs.iter().map(|a| a.entry_size() + a.value_size()).sum();
-    BLOCK_HEADER + 4 + need <= block_size as usize
+/// The attribute that does not fit in one xattr block with those before it
+/// (or alone, if one is that big), if any does not.
+pub(crate) fn overflowing(attrs: &[Attr], block_size: u32) -> Option<&Attr> {
+    let room = (block_size as usize).saturating_sub(BLOCK_HEADER + 4);
+    let size = |a: &Attr| a.entry_size() + a.value_size();
+    if let Some(a) = attrs.iter().find(|a| size(a) > room) {
+        return Some(a);
+    }
+    let mut used = 0;
+    attrs.iter().find(|a| {
+        used += size(a);
+        used > room
+    })
 }
 
-/// An xattr block at block number `blk` with hash and checksum.
+/// An xattr block at block number `blk`, shared by `refcount` inodes, with
+/// hash and checksum (which covers the block number, not an inode: the same
+/// for every user).
 pub(crate) fn block_bytes(
     attrs: &[Attr],
     block_size: u32,
     blk: BlockNo,
     csum_seed: u32,
+    refcount: u32,
 ) -> Vec<u8> {
     let bs = block_size as usize;
     let mut b = vec![0u8; bs];
     put_u32(&mut b, 0, EXT4_XATTR_MAGIC); // h_magic
-    put_u32(&mut b, 4, 1); // h_refcount
+    put_u32(&mut b, 4, refcount); // h_refcount
     put_u32(&mut b, 8, 1); // h_blocks
     let hashes = place(&mut b, attrs, BLOCK_HEADER, bs, 0, true);
     let mut h: u32 = 0;
@@ -231,7 +255,8 @@ mod tests {
         let body = ibody_bytes(&ib);
         assert_eq!(get_u32(&body, 0), EXT4_XATTR_MAGIC);
         assert_eq!(body[4], 1);
-        let blk = block_bytes(&rest, 1024, BlockNo(77), 5);
+        let blk = block_bytes(&rest, 1024, BlockNo(77), 5, 3);
+        assert_eq!(get_u32(&blk, 4), 3);
         let mut tmp = blk.clone();
         tmp[16..20].fill(0);
         let c = Checksum::with_seed(5)
@@ -240,6 +265,27 @@ mod tests {
             .value();
         assert_eq!(get_u32(&blk, 16), c);
         assert_eq!(get_u32(&blk, 32 + 12), entry_hash(b"big", &[2; 200]));
+    }
+
+    #[test]
+    fn the_attribute_that_overflows() {
+        let attrs = prepare(&[
+            ("user.a".into(), vec![1; 400]),
+            ("user.b".into(), vec![2; 400]),
+            ("user.c".into(), vec![3; 400]),
+        ]);
+        assert_eq!(overflowing(&attrs, 4096), None);
+        let at = overflowing(&attrs, 1024).map(Attr::full_name);
+        assert_eq!(at.as_deref(), Some("user.c"));
+        let big = prepare(&[
+            ("user.a".into(), vec![1; 10]),
+            ("trusted.z".into(), vec![2; 2000]),
+        ]);
+        let at = overflowing(&big, 1024).map(Attr::full_name);
+        assert_eq!(at.as_deref(), Some("trusted.z"));
+        let acl = prepare(&[("system.posix_acl_access".into(), vec![0; 2000])]);
+        let at = overflowing(&acl, 1024).map(Attr::full_name);
+        assert_eq!(at.as_deref(), Some("system.posix_acl_access"));
     }
 
     #[test]

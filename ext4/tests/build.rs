@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use common::{Expect, Scratch, verify};
 use ext4fs_builder::{
-    BlockSize, EntryKind, FileData, FsBuilder, Metadata, Options, SizeSpec, Timestamp,
+    BlockSize, EntryKind, FileData, FsBuilder, Metadata, Options, SizeSpec, TimePolicy, Timestamp,
 };
 
 const TS: i64 = 1_700_000_000;
@@ -14,7 +14,7 @@ const TS: i64 = 1_700_000_000;
 fn opts(bs: BlockSize) -> Options {
     Options {
         block_size: bs,
-        timestamp: Some(TS),
+        times: TimePolicy::Clamp(TS),
         seed: Some(7),
         ..Options::default()
     }

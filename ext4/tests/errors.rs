@@ -5,12 +5,12 @@ use std::path::Path;
 
 use common::Scratch;
 use ext4fs_builder::{
-    EntryKind, Error, FileData, FsBuilder, Metadata, Options, SizeSpec, Timestamp,
+    EntryKind, Error, FileData, FsBuilder, Metadata, Options, SizeSpec, TimePolicy, Timestamp,
 };
 
 fn opts() -> Options {
     Options {
-        timestamp: Some(1),
+        times: TimePolicy::Clamp(1),
         seed: Some(1),
         ..Options::default()
     }
@@ -136,16 +136,33 @@ fn too_many_inodes() {
         block_size: ext4fs_builder::BlockSize::B1024,
         ..opts()
     });
-    // One 1 KiB-block group holds at most 8192 inodes (one bitmap block).
+    // 9000 inodes' tables alone (2.25 MiB) are bigger than the filesystem.
     for i in 0..9000 {
         b.add(&format!("/f{i}"), EntryKind::Fifo, meta()).unwrap();
     }
     let err = b.write(&d.path("img")).unwrap_err();
-    assert!(
-        matches!(err, Error::TooManyInodes { needed, max: 8192, .. } if needed > 9000),
-        "{err}"
-    );
+    let Error::TooManyInodes { needed, max, .. } = err else {
+        panic!("{err}")
+    };
+    assert!(needed > 9000 && max < needed, "{err}");
     no_leftovers(&d.0);
+    // It holds that many, and no more, however many are asked for.
+    let with = |n: u64| {
+        FsBuilder::new(Options {
+            size: SizeSpec::Fixed(1 << 20),
+            block_size: ext4fs_builder::BlockSize::B1024,
+            inodes: ext4fs_builder::InodeSpec::Count(n),
+            ..opts()
+        })
+        .write(&d.path("img"))
+    };
+    assert_eq!(with(max).unwrap().inodes_count, max);
+    common::e2fsck(&d.path("img"));
+    for n in max + 1..max + 20 {
+        if let Ok(r) = with(n) {
+            assert!(r.inodes_count <= max, "{n} asked, {} made", r.inodes_count);
+        }
+    }
 }
 
 #[test]
@@ -166,6 +183,7 @@ fn does_not_fit_names_size_needed() {
     let Error::TooSmall {
         needed_bytes,
         size_bytes,
+        ..
     } = err
     else {
         panic!("{err}")
@@ -243,4 +261,57 @@ fn bad_paths_and_links() {
         b.add("/x", EntryKind::Fifo, m),
         Err(Error::BadXattr { .. })
     ));
+}
+
+/// Writes an image of `size` bytes holding `/big` of `len` bytes.
+fn build_big(
+    d: &Scratch,
+    bs: ext4fs_builder::BlockSize,
+    size: u64,
+    len: usize,
+) -> Result<ext4fs_builder::WriteReport, Error> {
+    let mut b = FsBuilder::new(Options {
+        size: SizeSpec::Fixed(size),
+        block_size: bs,
+        ..opts()
+    });
+    b.add(
+        "/big",
+        EntryKind::File(FileData::Bytes(vec![7; len])),
+        meta(),
+    )?;
+    b.write(&d.path("img"))
+}
+
+#[test]
+fn too_small_names_the_true_minimum() {
+    use ext4fs_builder::BlockSize::{B1024, B4096};
+    let d = Scratch::new("minimum");
+    for (bs, len, asked, journal_note) in [
+        // Fits only without a journal (under 2048 blocks, as mke2fs).
+        (B4096, 3 << 20, 2 << 20, true),
+        (B4096, 12 << 20, 8 << 20, false),
+        (B1024, 5 << 20, 1 << 20, false),
+        (B1024, 1 << 20, 1 << 20, true),
+    ] {
+        let err = build_big(&d, bs, asked, len).unwrap_err();
+        let msg = err.to_string();
+        let Error::TooSmall { needed_bytes, .. } = err else {
+            panic!("{err}")
+        };
+        let block = u64::from(bs.bytes());
+        assert_eq!(needed_bytes % block, 0, "{msg}");
+        assert!(needed_bytes > asked, "{msg}");
+        assert_eq!(msg.contains("no journal"), journal_note, "{msg}");
+        // The size named builds; one block less does not.
+        build_big(&d, bs, needed_bytes, len)
+            .unwrap_or_else(|e| panic!("{bs:?}, {len} bytes at the size named: {e}"));
+        common::e2fsck(&d.path("img"));
+        let less = build_big(&d, bs, needed_bytes - block, len).map(|r| r.size_bytes);
+        assert!(
+            matches!(less, Err(Error::TooSmall { needed_bytes: n, .. }) if n == needed_bytes),
+            "{bs:?}, {len} bytes: {} bytes named, one block less gives {less:?}",
+            needed_bytes
+        );
+    }
 }

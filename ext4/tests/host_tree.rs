@@ -8,25 +8,27 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use common::{Expect, Scratch};
-use ext4fs_builder::{EntryKind, FileData, FsBuilder, Metadata, Options, OwnerPolicy, Timestamp};
+use ext4fs_builder::{
+    EntryKind, FileData, FsBuilder, Metadata, Options, OwnerPolicy, TimePolicy, Timestamp,
+};
 
 /// What the image must hold for a host tree, as `add_tree` promises: names, types,
-/// permissions, owners (kept), contents, link targets, device numbers; all four times
-/// equal the source mtime (clamped to the build time).
+/// permissions, owners (kept), contents, link targets, device numbers; the source's
+/// atime, mtime and ctime, crtime = mtime, each clamped to the build time.
 fn expect_from_host(root: &Path, clamp: i64) -> BTreeMap<String, Expect> {
     let mut ex = BTreeMap::new();
     let mut inodes: BTreeMap<(u64, u64), String> = BTreeMap::new();
     let mut stack = vec![(root.to_path_buf(), "/".to_owned())];
     while let Some((host, image)) = stack.pop() {
         let m = std::fs::symlink_metadata(&host).unwrap();
-        let mut ts = Timestamp {
-            sec: m.mtime(),
-            nsec: m.mtime_nsec() as u32,
+        let t = |sec, nsec: i64| Timestamp {
+            sec,
+            nsec: nsec as u32,
         };
-        if ts.sec >= clamp {
-            ts = Timestamp::from_secs(clamp);
-        }
-        let mut meta = Metadata::new((m.mode() & 0o7777) as u16, ts);
+        let mut meta = Metadata::new((m.mode() & 0o7777) as u16, t(m.mtime(), m.mtime_nsec()));
+        meta.atime = t(m.atime(), m.atime_nsec());
+        meta.ctime = t(m.ctime(), m.ctime_nsec());
+        TimePolicy::Clamp(clamp).apply_meta(&mut meta);
         meta.uid = m.uid();
         meta.gid = m.gid();
         let ft = m.file_type();
@@ -90,7 +92,7 @@ fn build_and_check(
     let clamp = 1_750_000_000;
     let mut b = FsBuilder::new(Options {
         owner: OwnerPolicy::Keep,
-        timestamp: Some(clamp),
+        times: TimePolicy::Clamp(clamp),
         ..Options::default()
     });
     b.add_tree(src, "/").unwrap();
@@ -168,7 +170,7 @@ fn generated_host_tree_reads_back() {
     // Default ownership is root:root whatever the source says.
     let img = d.path("img-root");
     let mut b = FsBuilder::new(Options {
-        timestamp: Some(1_750_000_000),
+        times: TimePolicy::Clamp(1_750_000_000),
         ..Options::default()
     });
     b.add_tree(&src, "/").unwrap();
@@ -202,7 +204,7 @@ fn non_utf8_host_names() {
     std::fs::write(src.join(name), b"latin1").unwrap();
     let img = d.path("img");
     let mut b = FsBuilder::new(Options {
-        timestamp: Some(1),
+        times: TimePolicy::Clamp(1),
         ..Options::default()
     });
     b.add_tree(&src, "/").unwrap();
@@ -242,7 +244,7 @@ fn tree_overrides() {
     let build = |o: ext4fs_builder::TreeOverrides| {
         let img = d.path(&format!("img-{:?}-{:?}", o.file_mode, o.dir_mode));
         let mut b = FsBuilder::new(Options {
-            timestamp: Some(1),
+            times: TimePolicy::Clamp(1),
             ..Options::default()
         });
         b.add_tree_with(&src, "/srv/www", o).unwrap();

@@ -9,7 +9,9 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use common::{Expect, Scratch, verify};
-use ext4fs_builder::{BlockSize, EntryKind, FileData, FsBuilder, Metadata, Options, Timestamp};
+use ext4fs_builder::{
+    BlockSize, EntryKind, FileData, FsBuilder, Metadata, Options, TimePolicy, Timestamp,
+};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -118,7 +120,7 @@ fn run((bs, journal, items): (BlockSize, bool, Vec<Item>)) {
     let mut b = FsBuilder::new(Options {
         block_size: bs,
         journal,
-        timestamp: Some(ts),
+        times: TimePolicy::Clamp(ts),
         seed: Some(9),
         ..Options::default()
     });
@@ -186,6 +188,7 @@ fn run((bs, journal, items): (BlockSize, bool, Vec<Item>)) {
             Kind::Dir => EntryKind::Dir,
             Kind::BigDir(count) => {
                 b.add(&path, EntryKind::Dir, meta.clone()).unwrap();
+                TimePolicy::Clamp(ts).apply_meta(&mut meta);
                 ex.insert(
                     path.clone(),
                     Expect {
@@ -221,6 +224,8 @@ fn run((bs, journal, items): (BlockSize, bool, Vec<Item>)) {
             Kind::Socket => EntryKind::Socket,
         };
         b.add(&path, kind.clone(), meta.clone()).unwrap();
+        // Times after the build time are clamped to it, as every time is.
+        TimePolicy::Clamp(ts).apply_meta(&mut meta);
         match kind {
             EntryKind::Dir => dirs.push(path.clone()),
             EntryKind::HardLink(_) => {}

@@ -2,11 +2,11 @@
 mod common;
 
 use common::Scratch;
-use ext4fs_builder::{FsBuilder, Options};
+use ext4fs_builder::{FsBuilder, Options, TimePolicy};
 
 fn build(src: &std::path::Path, img: &std::path::Path, seed: u64) -> [u8; 16] {
     let mut b = FsBuilder::new(Options {
-        timestamp: Some(1_234_567_890),
+        times: TimePolicy::Force(1_234_567_890),
         seed: Some(seed),
         ..Options::default()
     });
@@ -62,7 +62,7 @@ fn progress_counts_up_to_the_total_and_does_not_change_the_image() {
         file_bytes += (i * 1000) as u64;
     }
     let opts = || Options {
-        timestamp: Some(1_234_567_890),
+        times: TimePolicy::Force(1_234_567_890),
         seed: Some(7),
         ..Options::default()
     };

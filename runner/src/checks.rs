@@ -40,6 +40,9 @@ pub struct Check {
     pub name: String,
     pub passed: bool,
     pub detail: String,
+    /// A measurement reported, not judged (`passed` is then always true).
+    #[serde(default)]
+    pub informational: bool,
 }
 
 impl Check {
@@ -48,7 +51,59 @@ impl Check {
             name: name.to_string(),
             passed,
             detail: detail.into(),
+            informational: false,
         }
+    }
+
+    /// A measurement that is shown but never fails the run.
+    pub fn info(name: &str, detail: impl Into<String>) -> Check {
+        Check {
+            informational: true,
+            ..Check::new(name, true, detail)
+        }
+    }
+
+    /// `PASS`, `FAIL` or `INFO`, for the table.
+    pub fn verdict(&self) -> &'static str {
+        match (self.informational, self.passed) {
+            (true, _) => "INFO",
+            (false, true) => "PASS",
+            (false, false) => "FAIL",
+        }
+    }
+}
+
+/// How the longest probe gap is judged (`--threshold-ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapLimit {
+    /// It must not exceed this.
+    Max(Duration),
+    /// Reported only (`off`): under nested emulation a wall-clock gap is a
+    /// measurement of the machine's load as much as of the migration.
+    Off,
+}
+
+impl GapLimit {
+    /// The limit, if there is one.
+    pub fn max(self) -> Option<Duration> {
+        match self {
+            GapLimit::Max(d) => Some(d),
+            GapLimit::Off => None,
+        }
+    }
+}
+
+impl std::str::FromStr for GapLimit {
+    type Err = String;
+
+    /// Milliseconds, or `off`.
+    fn from_str(s: &str) -> Result<GapLimit, String> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(GapLimit::Off);
+        }
+        s.parse::<u64>()
+            .map(|ms| GapLimit::Max(Duration::from_millis(ms)))
+            .map_err(|_| format!("{s:?} is neither a number of milliseconds nor `off`"))
     }
 }
 
@@ -60,6 +115,7 @@ pub mod names {
     pub const SEQ_CONTINUED: &str = "seq-continued";
     pub const TCP_SURVIVED: &str = "tcp-survived";
     pub const PROBE_GAP: &str = "probe-gap";
+    pub const ANSWERED_AGAIN: &str = "answered-again";
     pub const LATE_RECHECK: &str = "late-recheck";
     pub const MEMORY_INTACT: &str = "memory-intact";
     pub const MIGRATION_COMPLETED: &str = "migration-completed";
@@ -78,14 +134,19 @@ pub struct Evidence {
     pub before: Snapshot,
     /// Asked over UDP at the guest's address after migration.
     pub after: Result<Snapshot, String>,
+    /// How long `after` took, from the migration's end to the answer (or
+    /// to giving up).
+    pub after_took: Duration,
+    /// How long the guest had to answer `after` (the backend's deadline).
+    pub after_deadline: Duration,
     /// Asked over the TCP connection opened before migration.
     pub tcp_after: Result<Snapshot, String>,
     /// Asked again some seconds later (late crashes); `None` if not done.
     pub late: Option<Result<Snapshot, String>>,
     /// The probe's view; `None` if no probe ran.
     pub probe: Option<ProbeSummary>,
-    /// The largest acceptable probe gap; `None` disables that check (non-live baseline).
-    pub threshold: Option<Duration>,
+    /// How the probe gap is judged; `None` omits that check (non-live baseline).
+    pub threshold: Option<GapLimit>,
     /// `dirty-check` after migration, when a dirtying workload ran.
     pub dirty: Option<Result<PageCheck, String>>,
 }
@@ -175,24 +236,61 @@ pub fn tcp_survived(e: &Evidence) -> Check {
     }
 }
 
-/// The longest probe gap is under the threshold.
-pub fn probe_gap(probe: &ProbeSummary, threshold: Duration) -> Check {
-    let limit = threshold.as_secs_f64() * 1000.0;
-    Check::new(
-        names::PROBE_GAP,
-        probe.answered > 0 && probe.longest_gap_ms <= limit,
-        format!(
-            "longest gap {:.1} ms (limit {limit:.0} ms); {}/{} probes answered{}",
-            probe.longest_gap_ms,
-            probe.answered,
-            probe.sent,
-            if probe.duplicates > 0 {
-                format!(", {} duplicate answers", probe.duplicates)
-            } else {
-                String::new()
-            }
+/// The guest answered its status service again once the migration ended,
+/// within the backend's deadline: what no load can excuse, whatever the
+/// probe gap was.
+pub fn answered_again(e: &Evidence) -> Check {
+    let secs = e.after_deadline.as_secs_f64();
+    match &e.after {
+        Ok(_) => Check::new(
+            names::ANSWERED_AGAIN,
+            true,
+            format!(
+                "answered {:.0} ms after the migration ended (deadline {secs:.0} s)",
+                e.after_took.as_secs_f64() * 1000.0
+            ),
         ),
-    )
+        Err(err) => Check::new(
+            names::ANSWERED_AGAIN,
+            false,
+            format!("no answer within {secs:.0} s of the migration's end: {err}"),
+        ),
+    }
+}
+
+/// The longest probe gap is under the limit; with [`GapLimit::Off`] it is
+/// reported as an informational check.
+pub fn probe_gap(probe: &ProbeSummary, limit: GapLimit) -> Check {
+    let counts = format!(
+        "{}/{} probes answered{}",
+        probe.answered,
+        probe.sent,
+        if probe.duplicates > 0 {
+            format!(", {} duplicate answers", probe.duplicates)
+        } else {
+            String::new()
+        }
+    );
+    match limit {
+        GapLimit::Max(d) => {
+            let limit = d.as_secs_f64() * 1000.0;
+            Check::new(
+                names::PROBE_GAP,
+                probe.answered > 0 && probe.longest_gap_ms <= limit,
+                format!(
+                    "longest gap {:.1} ms (limit {limit:.0} ms); {counts}",
+                    probe.longest_gap_ms
+                ),
+            )
+        }
+        GapLimit::Off => Check::info(
+            names::PROBE_GAP,
+            format!(
+                "longest gap {:.1} ms (not limited: --threshold-ms off); {counts}",
+                probe.longest_gap_ms
+            ),
+        ),
+    }
 }
 
 /// The guest still answers, same boot, a few seconds after completion.
@@ -226,6 +324,7 @@ pub fn memory_intact(r: &Result<PageCheck, String>) -> Check {
 /// All guest-side checks for the evidence, in report order.
 pub fn guest_checks(e: &Evidence) -> Vec<Check> {
     let mut v = vec![
+        answered_again(e),
         same_ip(e),
         same_mac(e),
         same_boot(e),
@@ -264,6 +363,8 @@ mod tests {
             mac: "00:16:3E:00:00:01".parse().unwrap(),
             before: snap(5),
             after: Ok(snap(90)),
+            after_took: Duration::from_millis(12),
+            after_deadline: Duration::from_secs(10),
             tcp_after: Ok(snap(91)),
             late: Some(Ok(snap(95))),
             probe: Some(ProbeSummary {
@@ -275,7 +376,7 @@ mod tests {
                 longest_gap_ms: 42.0,
                 gap_start_ms: 300.0,
             }),
-            threshold: Some(Duration::from_millis(1000)),
+            threshold: Some(GapLimit::Max(Duration::from_millis(1000))),
             dirty: Some(Ok(PageCheck {
                 pages: 16384,
                 bad: 0,
@@ -293,7 +394,7 @@ mod tests {
     #[test]
     fn a_clean_migration_passes_everything() {
         let v = guest_checks(&evidence());
-        assert_eq!(v.len(), 8);
+        assert_eq!(v.len(), 9);
         assert!(failed(&v).is_empty(), "{v:?}");
     }
 
@@ -315,12 +416,23 @@ mod tests {
     fn a_silent_guest_fails_all_answer_checks() {
         let mut e = evidence();
         e.after = Err("timeout".into());
+        e.after_took = Duration::from_secs(10);
         let v = guest_checks(&e);
         assert_eq!(
             failed(&v),
-            vec!["same-ip", "same-mac", "same-boot", "seq-continued"]
+            vec![
+                "answered-again",
+                "same-ip",
+                "same-mac",
+                "same-boot",
+                "seq-continued"
+            ]
         );
-        assert!(v[0].detail.contains("did not answer: timeout"));
+        assert_eq!(
+            v[0].detail,
+            "no answer within 10 s of the migration's end: timeout"
+        );
+        assert!(v[1].detail.contains("did not answer: timeout"));
     }
 
     #[test]
@@ -336,7 +448,7 @@ mod tests {
     #[test]
     fn gap_over_threshold_and_bad_pages_fail() {
         let mut e = evidence();
-        e.threshold = Some(Duration::from_millis(40));
+        e.threshold = Some(GapLimit::Max(Duration::from_millis(40)));
         e.dirty = Some(Ok(PageCheck {
             pages: 16384,
             bad: 3,
@@ -355,6 +467,86 @@ mod tests {
         e.late = None;
         let v = guest_checks(&e);
         assert!(v.iter().all(|c| c.name != "probe-gap"));
-        assert_eq!(v.len(), 5);
+        assert_eq!(v.len(), 6);
+    }
+
+    #[test]
+    fn the_gap_with_and_without_a_limit() {
+        let probe = |gap: f64, answered: u64| ProbeSummary {
+            interval_ms: 10.0,
+            sent: 2000,
+            answered,
+            duplicates: 0,
+            duration_ms: 20000.0,
+            longest_gap_ms: gap,
+            gap_start_ms: 100.0,
+        };
+        let max = |ms| GapLimit::Max(Duration::from_millis(ms));
+        // (gap ms, answers, limit, passed, informational)
+        let table = [
+            (42.0, 95, max(1000), true, false),
+            (1000.0, 95, max(1000), true, false),
+            (1000.5, 95, max(1000), false, false),
+            (15250.0, 500, max(15000), false, false),
+            (0.0, 0, max(1000), false, false),
+            // Not limited: the 15.25 s of a busy nested run is reported, never failed.
+            (15250.0, 500, GapLimit::Off, true, true),
+            (20000.0, 0, GapLimit::Off, true, true),
+        ];
+        for (gap, answered, limit, passed, info) in table {
+            let c = probe_gap(&probe(gap, answered), limit);
+            assert_eq!(
+                (c.passed, c.informational),
+                (passed, info),
+                "{gap} ms, {answered} answers, {limit:?}: {}",
+                c.detail
+            );
+            assert_eq!(
+                c.verdict(),
+                if info {
+                    "INFO"
+                } else if passed {
+                    "PASS"
+                } else {
+                    "FAIL"
+                }
+            );
+        }
+        let c = probe_gap(&probe(15250.0, 500), GapLimit::Off);
+        assert_eq!(
+            c.detail,
+            "longest gap 15250.0 ms (not limited: --threshold-ms off); 500/2000 probes answered"
+        );
+    }
+
+    #[test]
+    fn without_a_limit_only_the_answer_is_asserted() {
+        let mut e = evidence();
+        e.threshold = Some(GapLimit::Off);
+        e.probe.as_mut().unwrap().longest_gap_ms = 15250.0;
+        let v = guest_checks(&e);
+        assert!(failed(&v).is_empty(), "{v:?}");
+        assert_eq!(v[0].name, "answered-again");
+        assert_eq!(
+            v[0].detail,
+            "answered 12 ms after the migration ended (deadline 10 s)"
+        );
+        // A guest that never answers again fails, limit or not.
+        e.after = Err("timeout".into());
+        assert_eq!(failed(&guest_checks(&e))[0], "answered-again");
+    }
+
+    #[test]
+    fn gap_limits_parse() {
+        assert_eq!("off".parse(), Ok(GapLimit::Off));
+        assert_eq!("OFF".parse(), Ok(GapLimit::Off));
+        assert_eq!(
+            "15000".parse(),
+            Ok(GapLimit::Max(Duration::from_millis(15000)))
+        );
+        assert_eq!(GapLimit::Off.max(), None);
+        let e = "15s".parse::<GapLimit>().unwrap_err();
+        assert_eq!(e, "\"15s\" is neither a number of milliseconds nor `off`");
+        assert!("-1".parse::<GapLimit>().is_err());
     }
 }

@@ -6,7 +6,9 @@
 //! [`checks`] (named checks over before/after [`checks::Snapshot`]s),
 //! [`report`] (table and JSON), [`status`] (the guest status service's
 //! client), [`probe`] (client-seen downtime), [`netns`] (private
-//! namespace), [`cancel`] (signals). `imgrun boot` is [`boot`].
+//! namespace), [`cancel`] (signals). `imgrun boot` is [`boot`]. The guest's
+//! shared storage (writing the image there, attaching the Xen hosts to it)
+//! is [`storage`].
 
 pub mod boot;
 pub mod cancel;
@@ -19,4 +21,5 @@ pub mod qemu;
 pub mod qmp;
 pub mod report;
 pub mod status;
+pub mod storage;
 pub mod xen;

@@ -7,12 +7,18 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use imgrun::cancel::Cancel;
+use imgrun::checks::GapLimit;
 use imgrun::guest::GuestDir;
 use imgrun::migrate::{self, Backend, CheckOptions, Event};
 use imgrun::qemu::argv::Accel;
 use imgrun::qemu::backend::{QemuBackend, QemuConfig, Transport};
 use imgrun::report::Report;
-use imgrun::xen::{XenBackend, XenConfig};
+use imgrun::xen::preflight::PreflightError;
+use imgrun::xen::{XenBackend, XenConfig, XenError};
+
+mod storage_attach_cmd;
+mod storage_cmd;
+use storage_cmd::StorageCommand;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -77,9 +83,13 @@ enum Command {
         /// Pause the guest before migrating (non-live baseline; no downtime limit).
         #[arg(long)]
         stop_first: bool,
-        /// Largest acceptable client-seen downtime.
-        #[arg(long, default_value_t = 1000)]
-        threshold_ms: u64,
+        /// Largest acceptable client-seen downtime (longest probe gap), in ms;
+        /// `off` reports the gap without judging it (nested emulation: a
+        /// wall-clock gap measures the machine's load too) and leaves the
+        /// `answered-again` check: the guest answers within the deadline
+        /// once the migration ended.
+        #[arg(long, value_name = "MS|off", default_value = "1000", value_parser = clap::value_parser!(GapLimit))]
+        threshold_ms: GapLimit,
         /// Print the report as JSON on stdout (progress stays on stderr).
         #[arg(long)]
         json: bool,
@@ -100,7 +110,11 @@ enum Command {
         migrate_timeout_s: Option<u64>,
         /// Use Xen's toolstack instead of QEMU: `xl create` on SRC, `xl migrate`
         /// to DST, both reached by ssh (`[user@]host`, or `localhost` for a
-        /// single-host migration); same checks and report.
+        /// single-host migration); same checks and report. A preflight first
+        /// reads every host's `xl info` and, before anything is copied or
+        /// created, refuses (exit 2) a host that cannot run or live-migrate the
+        /// guest: a PV guest needs `pv` and `shadow` in `virt_caps` (log-dirty
+        /// tracking), a PVH guest `hvm` and `hap` or `shadow`.
         #[arg(long, num_args = 2, value_names = ["SRC", "DST"])]
         xen: Option<Vec<String>>,
         /// How long the guest may take to answer after boot.
@@ -109,6 +123,12 @@ enum Command {
         /// Re-check the destination this long after completion (late crashes).
         #[arg(long, default_value_t = 3000)]
         settle_ms: u64,
+    },
+    /// The guest's storage: `push` writes its image there; `attach`,
+    /// `detach` and `check` a Xen host's access to it.
+    Storage {
+        #[command(subcommand)]
+        command: StorageCommand,
     },
 }
 
@@ -154,6 +174,7 @@ fn chain(e: &anyhow::Error) -> String {
 fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Storage { command } => storage_cmd::run(command, cancel),
         Command::Boot { common: c, disks } => {
             let g = GuestDir::load(&c.image_dir)?;
             for d in &disks {
@@ -195,7 +216,7 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
                 repeat,
                 dirty_mb: dirty,
                 stop_first,
-                threshold: Duration::from_millis(threshold_ms),
+                threshold: threshold_ms,
                 boot_timeout: Duration::from_secs(boot_timeout_s),
                 // xl migrate of a guest between real hosts takes longer.
                 migrate_timeout: Duration::from_secs(
@@ -244,12 +265,17 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
 /// On an error with `--json`, CI parsing stdout still gets a verdict.
 fn failed(json: bool, backend: &str, guest: &str, e: anyhow::Error) -> anyhow::Error {
     if json {
-        let doc = serde_json::json!({
+        let mut doc = serde_json::json!({
             "backend": backend,
             "guest": guest,
             "passed": false,
             "error": chain(&e),
         });
+        // A refused preflight shows every host's capabilities too.
+        if let Some(XenError::Preflight(PreflightError::Refused(r))) = e.downcast_ref::<XenError>()
+        {
+            doc["preflight"] = serde_json::to_value(r).unwrap_or_default();
+        }
         println!("{doc:#}");
     }
     e

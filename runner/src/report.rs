@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::checks::Check;
 use crate::probe::ProbeSummary;
+use crate::xen::caps::HostCaps;
 
 /// Where the guest is (or last was) running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,6 +31,36 @@ pub struct MigrationStats {
     pub downtime_ms: Option<u64>,
     pub setup_time_ms: Option<u64>,
     pub transferred_bytes: Option<u64>,
+}
+
+/// A host of the route as its hypervisor describes itself (Xen: `xl info`,
+/// read before anything was created there; QEMU reports none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostReport {
+    /// As in the migrations' `from` and `to`.
+    pub name: String,
+    /// `xen_version`, `virt_caps`, `xen_caps`, `xen_changeset`,
+    /// `xen_commandline` and `build` (`cc_*`, `build_id`).
+    #[serde(flatten)]
+    pub caps: HostCaps,
+    /// The guest's shared storage as this host reaches it (absent for a
+    /// file, and before it was attached).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<HostStorage>,
+}
+
+/// A host's block device for the guest's shared storage (iSCSI, NBD, phy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostStorage {
+    /// The storage, `iscsi iqn.… at 10.99.0.1:3260, LUN 1`.
+    pub storage: String,
+    /// The xl.cfg's disk target on the host.
+    pub target: String,
+    /// The block device it is there, `/dev/sdb`.
+    pub device: String,
+    pub size_bytes: u64,
+    /// This run attached it (it was not before the run).
+    pub attached_by_run: bool,
 }
 
 /// One migration (one leg of `--repeat`).
@@ -65,7 +96,9 @@ pub struct RunOptions {
     pub repeat: u32,
     pub dirty_mb: Option<u32>,
     pub stop_first: bool,
-    pub threshold_ms: u64,
+    /// The probe-gap limit; `None` (JSON `null`): `--threshold-ms off`, the
+    /// gap is reported, not judged.
+    pub threshold_ms: Option<u64>,
 }
 
 /// A whole migration-check run.
@@ -76,6 +109,8 @@ pub struct Report {
     pub image_dir: PathBuf,
     /// e.g. `QEMU 10.0.2 (tcg)` or `xl 4.17.5`.
     pub hypervisor: String,
+    /// Every host of the route, as its hypervisor describes itself.
+    pub hosts: Vec<HostReport>,
     pub options: RunOptions,
     /// From start to the guest's first answer (namespace, boot).
     pub setup_ms: u64,
@@ -117,6 +152,16 @@ impl Report {
             self.backend,
             self.hypervisor
         );
+        for h in &self.hosts {
+            let _ = writeln!(s, "host {}: {}", h.name, h.caps.summary());
+            if let Some(st) = &h.storage {
+                let _ = writeln!(
+                    s,
+                    "  storage: {} = {}, {} bytes",
+                    st.target, st.device, st.size_bytes
+                );
+            }
+        }
         for m in &self.migrations {
             let _ = writeln!(s, "\nmigration {}: {} -> {}", m.index, m.from, m.to);
             if let Some(st) = &m.stats {
@@ -140,13 +185,7 @@ impl Report {
             }
             let width = m.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
             for c in &m.checks {
-                let _ = writeln!(
-                    s,
-                    "  {:<4}  {:<width$}  {}",
-                    if c.passed { "PASS" } else { "FAIL" },
-                    c.name,
-                    c.detail
-                );
+                let _ = writeln!(s, "  {:<4}  {:<width$}  {}", c.verdict(), c.name, c.detail);
             }
             if let Some(t) = &m.console_tail {
                 let _ = writeln!(s, "  console tail (source):");
@@ -212,9 +251,10 @@ mod tests {
             guest: "busybox".into(),
             image_dir: "out/busybox".into(),
             hypervisor: "QEMU 10.0.2 (tcg)".into(),
+            hosts: vec![],
             options: RunOptions {
                 repeat,
-                threshold_ms: 1000,
+                threshold_ms: Some(1000),
                 ..RunOptions::default()
             },
             setup_ms: 2500,
@@ -254,6 +294,64 @@ mod tests {
         r.finish();
         assert!(!r.passed);
         assert!(!report(vec![], 1).passed);
+    }
+
+    #[test]
+    fn an_informational_check_shows_and_never_fails() {
+        let r = report(
+            vec![
+                Check::new("same-ip", true, "x"),
+                Check::info("probe-gap", "longest gap 15250.0 ms (not limited)"),
+            ],
+            1,
+        );
+        assert!(r.passed);
+        assert!(
+            r.render_table()
+                .contains("INFO  probe-gap  longest gap 15250.0 ms (not limited)"),
+            "{}",
+            r.render_table()
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        let c = &v["migrations"][0]["checks"][1];
+        assert_eq!(
+            (c["passed"].clone(), c["informational"].clone()),
+            (true.into(), true.into())
+        );
+        assert_eq!(v["migrations"][0]["checks"][0]["informational"], false);
+    }
+
+    #[test]
+    fn hosts_show_their_hypervisor() {
+        let mut r = report(vec![Check::new("same-ip", true, "x")], 1);
+        r.hosts = vec![HostReport {
+            name: "root@h2".into(),
+            caps: HostCaps::parse(crate::xen::caps::fixtures::DEBIAN_4_17_7_SVM),
+            storage: Some(HostStorage {
+                storage: "iscsi iqn.2026-12.org.imgbuild:busybox at 10.99.0.1:3260, LUN 1".into(),
+                target: "/dev/disk/by-path/ip-10.99.0.1:3260-iscsi-iqn.2026-12.org.imgbuild:busybox-lun-1".into(),
+                device: "/dev/sdb".into(),
+                size_bytes: 1 << 30,
+                attached_by_run: true,
+            }),
+        }];
+        assert!(
+            r.render_table().contains(
+                "host root@h2: Xen 4.17.7, virt_caps pv hvm hap gnttab-v1 gnttab-v2, built Wed Nov  4 16:52:28 UTC 2026"
+            ),
+            "{}",
+            r.render_table()
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["hosts"][0]["name"], "root@h2");
+        assert_eq!(v["hosts"][0]["xen_version"], "4.17.7");
+        assert_eq!(v["hosts"][0]["virt_caps"][1], "hvm");
+        assert_eq!(v["hosts"][0]["storage"]["device"], "/dev/sdb");
+        assert_eq!(v["hosts"][0]["storage"]["size_bytes"], 1u64 << 30);
+        assert!(r.render_table().contains(
+            "  storage: /dev/disk/by-path/ip-10.99.0.1:3260-iscsi-iqn.2026-12.org.imgbuild:busybox-lun-1 = /dev/sdb, 1073741824 bytes\n"
+        ));
+        assert_eq!(v["options"]["threshold_ms"], 1000);
     }
 
     #[test]

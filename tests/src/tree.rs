@@ -54,6 +54,10 @@ pub struct Entry {
     pub sha256: Option<String>,
     /// Target (symlinks).
     pub target: Option<String>,
+    /// (uid, gid), where compared ([`host_listing_full`], [`GUEST_LIST_COMMAND_FULL`]).
+    pub owner: Option<(u32, u32)>,
+    /// Modification time in seconds, where compared.
+    pub mtime: Option<i64>,
 }
 
 /// Entries keyed by path relative to the root, as `./a/b` (like `find .`).
@@ -167,6 +171,17 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// [`host_listing`] with owners and mtimes, for [`GUEST_LIST_COMMAND_FULL`].
+pub fn host_listing_full(root: &Path) -> std::io::Result<Listing> {
+    let mut l = host_listing(root)?;
+    for (k, e) in l.iter_mut() {
+        let md = std::fs::symlink_metadata(root.join(&k[2..]))?;
+        e.owner = Some((md.uid(), md.gid()));
+        e.mtime = Some(md.mtime());
+    }
+    Ok(l)
+}
+
 /// Lists the tree under `root` as the guest will (`.` itself excluded).
 pub fn host_listing(root: &Path) -> std::io::Result<Listing> {
     let mut out = Listing::new();
@@ -192,6 +207,8 @@ pub fn host_listing(root: &Path) -> std::io::Result<Listing> {
                 } else {
                     None
                 },
+                owner: None,
+                mtime: None,
             };
             if ft.is_dir() {
                 stack.push(p);
@@ -208,13 +225,42 @@ pub const GUEST_LIST_COMMAND: &str = "find . ! -path . -exec stat -c 'S|%f|%s|%h
     find . -type f -exec sha256sum {} +; \
     find . -type l | while IFS= read -r l; do printf 'L|%s|%s\\n' \"$(readlink \"$l\")\" \"$l\"; done";
 
+/// [`GUEST_LIST_COMMAND`] with owners and mtimes (`F|` lines).
+pub const GUEST_LIST_COMMAND_FULL: &str = "find . ! -path . -exec stat -c 'F|%f|%s|%h|%b|%u|%g|%Y|%n' {} +; \
+    find . -type f -exec sha256sum {} +; \
+    find . -type l | while IFS= read -r l; do printf 'L|%s|%s\\n' \"$(readlink \"$l\")\" \"$l\"; done";
+
 /// What the guest printed, parsed: the listing and the 512-byte block count of each entry.
 pub fn parse_guest_listing(text: &str) -> Result<(Listing, BTreeMap<String, u64>), String> {
     let mut out = Listing::new();
     let mut blocks = BTreeMap::new();
     let bad = |l: &str| format!("unexpected line from the guest: {l:?}");
     for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("S|") {
+        if let Some(rest) = line.strip_prefix("F|") {
+            let f: Vec<&str> = rest.splitn(8, '|').collect();
+            let [mode, size, nlink, b, uid, gid, mtime, name] = f[..] else {
+                return Err(bad(line));
+            };
+            let mode = u32::from_str_radix(mode, 16).map_err(|_| bad(line))?;
+            let is_dir = mode & 0o170_000 == 0o040_000;
+            let num = |s: &str| s.parse::<u64>().map_err(|_| bad(line));
+            blocks.insert(name.to_string(), num(b)?);
+            out.insert(
+                name.to_string(),
+                Entry {
+                    mode,
+                    size: if is_dir { 0 } else { num(size)? },
+                    nlink: if is_dir { 0 } else { num(nlink)? },
+                    sha256: None,
+                    target: None,
+                    owner: Some((
+                        uid.parse().map_err(|_| bad(line))?,
+                        gid.parse().map_err(|_| bad(line))?,
+                    )),
+                    mtime: Some(mtime.parse().map_err(|_| bad(line))?),
+                },
+            );
+        } else if let Some(rest) = line.strip_prefix("S|") {
             let mut it = rest.splitn(5, '|');
             let (Some(mode), Some(size), Some(nlink), Some(b), Some(name)) =
                 (it.next(), it.next(), it.next(), it.next(), it.next())
@@ -234,6 +280,8 @@ pub fn parse_guest_listing(text: &str) -> Result<(Listing, BTreeMap<String, u64>
                     nlink: if is_dir { 0 } else { nlink },
                     sha256: None,
                     target: None,
+                    owner: None,
+                    mtime: None,
                 },
             );
         } else if let Some(rest) = line.strip_prefix("L|") {
@@ -312,6 +360,9 @@ mod tests {
         assert_eq!(l["./d/l"].target.as_deref(), Some("../x"));
         assert_eq!(blocks["./a b"], 8);
         assert!(parse_guest_listing("garbage\n").is_err());
+        let (l, _) = parse_guest_listing("F|21b6|0|1|0|0|6|1700000000|./dev/null\n").unwrap();
+        assert_eq!(l["./dev/null"].owner, Some((0, 6)));
+        assert_eq!(l["./dev/null"].mtime, Some(1_700_000_000));
     }
 
     #[test]
@@ -322,6 +373,8 @@ mod tests {
             nlink: 1,
             sha256: Some("00".into()),
             target: None,
+            owner: None,
+            mtime: None,
         };
         let host: Listing = [
             ("./a".to_string(), e.clone()),

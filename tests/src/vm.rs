@@ -43,6 +43,8 @@ pub struct Options {
     pub rootfs: Option<PathBuf>,
     /// Read-only disks after the root disk (vdb, vdc, …).
     pub extra_disks: Vec<PathBuf>,
+    /// Read-write disks after those.
+    pub writable_disks: Vec<PathBuf>,
 }
 
 impl Default for Options {
@@ -52,6 +54,7 @@ impl Default for Options {
             nic: true,
             rootfs: None,
             extra_disks: Vec::new(),
+            writable_disks: Vec::new(),
         }
     }
 }
@@ -93,6 +96,7 @@ impl TestVm {
                 .clone()
                 .unwrap_or_else(|| guest.file(Output::RootImage)),
             extra_disks: o.extra_disks.clone(),
+            writable_disks: o.writable_disks.clone(),
             tap: o.nic.then(|| TAPS[0].to_string()),
             mac: m
                 .guest
@@ -235,6 +239,17 @@ impl TestVm {
     /// The scratch directory of this VM (removed on drop).
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()
+    }
+
+    /// Runs one QMP command (`block_resize`, …) and returns its answer.
+    pub fn qmp(
+        &mut self,
+        command: &str,
+        arguments: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let q = self.qmp.as_mut().ok_or("no QMP connection")?;
+        q.execute(command, Some(arguments))
+            .map_err(|e| format!("QMP {command}: {e}"))
     }
 }
 

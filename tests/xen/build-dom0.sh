@@ -3,16 +3,35 @@
 #   $CACHE_DIR/xen-<ver>/xen.elf          the hypervisor (gunzipped, for QEMU's multiboot loader)
 #   $CACHE_DIR/kernel-<kver>/vmlinuz      Debian's generic 6.1 kernel (dom0 support)
 #   $CACHE_DIR/dom0-<key>.cpio            dom0 root as one initramfs (debootstrap minbase
-#                                          + pinned Xen tools + sshd + our dom0-init)
-# Prints "XEN_ELF=… DOM0_KERNEL=… DOM0_ROOT=…" lines on stdout (for `eval`).
-# No loop devices: the root is a cpio archive the dom0 kernel unpacks itself.
+#                                          + that version's Xen tools + sshd + open-iscsi, udev,
+#                                          nbd-client + our dom0-init)
+# Usage: build-dom0.sh [pinned|current]
+#   pinned   Xen $XEN_VERSION (lib.sh), which must have shadow paging (PV live migration)
+#   current  the Xen 4.17 packages apt would install now (Debian 12's security build),
+#            whatever their hypervisor was built with
+# Prints "XEN_ELF=… DOM0_KERNEL=… DOM0_ROOT=… XEN_VERSION=… XEN_SHADOW=y|n" lines on stdout
+# (for `eval`). No loop devices: the root is a cpio archive the dom0 kernel unpacks itself.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
+WHICH=${1:-pinned}
+case "$WHICH" in
+pinned) ;;
+current)
+    XEN_VERSION=$(apt-cache policy xen-hypervisor-$XEN_SERIES-amd64 2>/dev/null | sed -n 's/^ *Candidate: //p')
+    [ -n "$XEN_VERSION" ] && [ "$XEN_VERSION" != "(none)" ] \
+        || die "no candidate for xen-hypervisor-$XEN_SERIES-amd64 (apt-get update? is bookworm-security a source?)"
+    ;;
+*) die "usage: build-dom0.sh [pinned|current]" ;;
+esac
+
 need_root
 ensure_host_tools
 mkdir -p "$CACHE_DIR"
+# One build at a time per cache (two runs would debootstrap into the same directory).
+exec 9>"$CACHE_DIR/.build-lock"
+flock 9
 MIRROR=${IMGBUILD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 # --- 1. the pinned Xen packages ------------------------------------------------
@@ -44,7 +63,9 @@ if [ ! -s "$XENDIR/xen.elf" ]; then
     rm -rf "$XENDIR"
     mv "$XENDIR.tmp" "$XENDIR"
 fi
-if ! grep -qx 'CONFIG_SHADOW_PAGING=y' "$XENDIR/xen.config"; then
+XEN_SHADOW=n
+grep -qx 'CONFIG_SHADOW_PAGING=y' "$XENDIR/xen.config" && XEN_SHADOW=y
+if [ "$WHICH" = pinned ] && [ "$XEN_SHADOW" != y ]; then
     die "hypervisor $XEN_VERSION is built without CONFIG_SHADOW_PAGING=y ($XENDIR/xen.config): PV live migration fails with 'Failed to enable logdirty: 95'"
 fi
 
@@ -70,8 +91,22 @@ if [ ! -s "$KDIR/vmlinuz" ]; then
 fi
 
 # --- 4. dom0 root ----------------------------------------------------------------
+# The tools' dependencies, open-iscsi, udev (its by-path links name iSCSI disks the same on
+# every host) and nbd-client, so debootstrap fetches everything in one go.
+INCLUDE=kmod,iproute2,openssh-server,mount,udev,ucf,python3,libyajl2,libncurses6,libtinfo6,procps,socat,busybox,netbase,libnl-3-200,libnl-route-3-200,zlib1g,liblzma5,libbz2-1.0,libzstd1,libfdt1,libgnutls30,libpixman-1-0,libaio1,libglib2.0-0,open-iscsi,nbd-client
+# The minbase tree before any Xen package: built once, shared by both versions.
+BASEKEY=$(echo "$INCLUDE $MIRROR bookworm" | sha256sum | cut -c1-16)
+BASE=$CACHE_DIR/dom0-base-$BASEKEY
+if [ ! -d "$BASE" ]; then
+    log "debootstrap minbase bookworm (once), key $BASEKEY"
+    rm -rf "$BASE.tmp"
+    mkdir -p "$BASE.tmp"
+    debootstrap --variant=minbase --include="$INCLUDE" bookworm "$BASE.tmp" "$MIRROR" >"$CACHE_DIR/debootstrap.log" 2>&1 \
+        || { tail_log "$CACHE_DIR/debootstrap.log"; rm -rf "$BASE.tmp"; die "debootstrap failed"; }
+    mv "$BASE.tmp" "$BASE"
+fi
 KEY=$(cat "$0" "$XEN_TESTS_DIR/dom0-init" "$XEN_TESTS_DIR/lib.sh" \
-    | { cat; echo "$XEN_VERSION $KPKG $KPKG_VERSION $MIRROR"; } | sha256sum | cut -c1-16)
+    | { cat; echo "$XEN_VERSION $KPKG $KPKG_VERSION $MIRROR $BASEKEY"; } | sha256sum | cut -c1-16)
 ROOT_CPIO=$CACHE_DIR/dom0-$KEY.cpio
 if [ ! -s "$ROOT_CPIO" ]; then
     log "building dom0 root (debootstrap minbase bookworm + Xen $XEN_VERSION), key $KEY"
@@ -86,10 +121,7 @@ if [ ! -s "$ROOT_CPIO" ]; then
         return 0
     }
     trap cleanup_build EXIT
-    # The Xen tools' dependencies, so debootstrap fetches everything in one go.
-    INCLUDE=kmod,iproute2,openssh-server,mount,udev,ucf,python3,libyajl2,libncurses6,libtinfo6,procps,socat,busybox,netbase,libnl-3-200,libnl-route-3-200,zlib1g,liblzma5,libbz2-1.0,libzstd1,libfdt1,libgnutls30,libpixman-1-0,libaio1,libglib2.0-0
-    debootstrap --variant=minbase --include="$INCLUDE" bookworm "$T" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
-        || { tail_log "$WORK/debootstrap.log"; die "debootstrap failed"; }
+    cp -a "$BASE" "$T"
     mkdir -p "$T/tmp/debs"
     for pkg in "${XEN_PACKAGES[@]}"; do
         [ "$pkg" = xen-hypervisor-4.17-amd64 ] && continue
@@ -123,6 +155,19 @@ if [ ! -s "$ROOT_CPIO" ]; then
         mkdir -p "$(dirname "$TM/$d")"
         cp -a "$KM/$d" "$(dirname "$TM/$d")/"
     done
+    # iSCSI initiator and SCSI disks, with whatever they depend on.
+    mkdir -p "$WORK/kmods/lib/modules"
+    cp -al "$KM" "$WORK/kmods/lib/modules/$KVER" # hard links: same filesystem, no copy
+    depmod -b "$WORK/kmods" "$KVER"
+    # (crc32c: libiscsi asks the crypto API for it when a connection is made)
+    for m in iscsi_tcp sd_mod crc32c_generic; do
+        modprobe -d "$WORK/kmods" -S "$KVER" --show-depends "$m" | sed -n 's/^insmod //p' | while read -r f _; do
+            rel=${f#"$WORK/kmods/lib/modules/$KVER/"}
+            mkdir -p "$(dirname "$TM/$rel")"
+            cp -a "$KM/$rel" "$TM/$rel"
+        done
+    done
+    rm -rf "$WORK/kmods"
     chroot "$T" depmod "$KVER"
 
     # Slim it: docs, man pages, locales, apt lists, python test suites.
@@ -146,3 +191,5 @@ echo "XEN_ELF=$XENDIR/xen.elf"
 echo "DOM0_KERNEL=$KDIR/vmlinuz"
 echo "DOM0_ROOT=$ROOT_CPIO"
 echo "DOM0_KVER=$KVER"
+echo "XEN_VERSION=$XEN_VERSION"
+echo "XEN_SHADOW=$XEN_SHADOW"

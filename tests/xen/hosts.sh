@@ -54,6 +54,18 @@ hosts_cleanup() {
     fi
 }
 
+# Stops both hosts (by PID), keeping the namespace and what else runs in it (to boot the
+# hosts again with another hypervisor).
+hosts_stop() {
+    local pid
+    for pid in "${QEMU_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${QEMU_PIDS[@]}"; do
+        for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    QEMU_PIDS=()
+}
+
 # ssh into a dom0 from inside the namespace: hssh 1 xl info
 hssh() {
     local n=$1
@@ -120,14 +132,18 @@ host_boot() {
         -name "imgxen-host$n" -pidfile "$RUN_DIR/host$n.pid"
         -serial "file:$RUN_DIR/host$n.console"
         -kernel "$XEN_ELF"
-        -append "console=com1 com1=115200,8n1 dom0_mem=${DOM0_MEM_MIB}M,max:${DOM0_MEM_MIB}M dom0_max_vcpus=1 loglvl=all guest_loglvl=all noreboot"
-        -initrd "$DOM0_KERNEL console=hvc0 quiet imgxen.name=xenhost$n imgxen.addr=$addr/$NET_LEN,$DOM0_ROOT"
+        -append "console=com1 com1=115200,8n1 dom0_mem=${DOM0_MEM_MIB}M,max:${DOM0_MEM_MIB}M dom0_max_vcpus=1 loglvl=all guest_loglvl=all noreboot${XEN_EXTRA_ARGS:+ $XEN_EXTRA_ARGS}"
+        -initrd "$DOM0_KERNEL console=hvc0 quiet net.ifnames=0 imgxen.name=xenhost$n imgxen.addr=$addr/$NET_LEN,$DOM0_ROOT"
         -netdev "tap,id=n0,ifname=xtap$n,script=no,downscript=no"
         -device "virtio-net-pci,netdev=n0,mac=52:54:00:9e:00:1$n,$NIC_OPTS"
         -virtfs "local,path=$RUN_DIR/share,mount_tag=imgrun,security_model=none,id=run"
     )
     if [ -n "${ART_DIR:-}" ]; then
         args+=(-virtfs "local,path=$ART_DIR,mount_tag=imgart,security_model=none,id=art")
+    fi
+    # For debugging by hand: a monitor socket and QEMU's log file (enable with `log int`).
+    if [ -n "${IMGXEN_QEMU_DEBUG:-}" ]; then
+        args+=(-monitor "unix:$RUN_DIR/host$n.monitor,server,nowait" -D "$RUN_DIR/host$n.qemu-debug.log")
     fi
     ip netns exec "$NS" "${args[@]}" >"$RUN_DIR/host$n.qemu.log" 2>&1 &
     QEMU_PIDS+=($!)

@@ -7,6 +7,7 @@ mod inputs;
 mod net;
 mod raw;
 mod serde_words;
+mod storage;
 mod toml_place;
 pub mod units;
 mod validate;
@@ -16,7 +17,8 @@ use std::path::{Path, PathBuf};
 use guest_contract::cmdline::{KernelCmdline, Platform};
 use guest_contract::init_config::Service;
 use guest_contract::kernel_ip::{IpParam, StaticIp};
-use guest_contract::{GUEST_IFACE, Hostname, Ipv4Cidr, Mac};
+use guest_contract::storage::Storage;
+use guest_contract::{GUEST_IFACE, GuestType, Hostname, Ipv4Cidr, Mac};
 
 pub use error::{Diag, Loc, RecipeError};
 pub use files::{ExtraFile, FileKind, normalise_dest};
@@ -112,6 +114,9 @@ pub enum Size {
 /// `[rootfs]`
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rootfs {
+    /// A tar archive (plain, gzip, xz or zstd) laid down first, under
+    /// everything else: absolute path on the build host.
+    pub base: Option<Located<PathBuf>>,
     /// Image size.
     pub size: Located<Size>,
     /// Filesystem label (at most 16 bytes).
@@ -157,16 +162,31 @@ pub struct Network {
 /// `[xen]`
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Xen {
+    /// The domain's type (`type`): PV (the default) or PVH, one of
+    /// [`GuestType::WRITTEN`].
+    pub guest_type: GuestType,
     /// Bridge the vif joins.
     pub bridge: String,
-    /// Disk path as the Xen hosts see it; `None` = the output's rootfs.img.
-    pub disk_target: Option<String>,
+    /// Where the root disk lives on the Xen hosts (`[xen.storage]`, or
+    /// `disk_target`, its short form for a file); `None` = a file, the
+    /// absolute path of the output's rootfs.img ([`Xen::storage_in`]).
+    pub storage: Option<Storage>,
     /// Action on guest poweroff.
     pub on_poweroff: String,
     /// Action on guest reboot.
     pub on_reboot: String,
     /// Action on guest crash.
     pub on_crash: String,
+}
+
+impl Xen {
+    /// The root disk's storage for a build whose root image is
+    /// `rootfs_img` (an absolute path): the recipe's, or a file there.
+    pub fn storage_in(&self, rootfs_img: &Path) -> Storage {
+        self.storage.clone().unwrap_or_else(|| Storage::File {
+            path: rootfs_img.display().to_string(),
+        })
+    }
 }
 
 /// `[init]`

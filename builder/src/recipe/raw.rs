@@ -92,6 +92,7 @@ pub struct RawInputTable {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRootfs {
+    pub base: Option<Spanned<String>>,
     pub size: Option<Spanned<String>>,
     pub label: Option<Spanned<String>>,
     pub writable: Option<Spanned<bool>>,
@@ -148,11 +149,29 @@ pub struct RawNetwork {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawXen {
+    #[serde(rename = "type")]
+    pub guest_type: Option<Spanned<String>>,
     pub bridge: Option<Spanned<String>>,
     pub disk_target: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "opt_table")]
+    pub storage: Option<Spanned<RawStorage>>,
     pub on_poweroff: Option<Spanned<String>>,
     pub on_reboot: Option<Spanned<String>>,
     pub on_crash: Option<Spanned<String>>,
+}
+
+/// `[xen.storage]`: `kind` and that kind's keys (`guest_contract::storage`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    pub kind: Option<Spanned<String>>,
+    pub path: Option<Spanned<String>>,
+    pub device: Option<Spanned<String>>,
+    pub target: Option<Spanned<String>>,
+    pub portal: Option<Spanned<String>>,
+    pub lun: Option<Spanned<i64>>,
+    pub server: Option<Spanned<String>>,
+    pub export: Option<Spanned<String>>,
 }
 
 /// `[init]`

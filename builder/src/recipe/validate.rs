@@ -10,12 +10,13 @@ use guest_contract::manifest::{check_guest_name, check_memory_mib};
 use guest_contract::mounts::hidden_by;
 use guest_contract::status::DEFAULT_PORT;
 use guest_contract::words::split_words;
-use guest_contract::{Hostname, Ipv4Cidr, ValueError};
+use guest_contract::{GuestType, Hostname, Ipv4Cidr, ValueError};
 use toml::Spanned;
 
 use super::files::extra_file;
 use super::inputs::inputs;
 use super::raw::{RawGuest, RawInit, RawModules, RawNetwork, RawRecipe, RawRootfs, RawXen};
+use super::storage::storage;
 use super::units::parse_bytes;
 use super::{
     DEFAULT_INITRAMFS_MODULES, DEFAULT_NETWORK_MODULES, Diag, Guest, Init, Loc, Located, Modules,
@@ -46,6 +47,7 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
         Some(n) => Some(network(&d, n.get_ref(), &guest.name)?),
     };
     let xen = xen(&d, &raw.xen)?;
+    pvh_vcpus(&d, raw.guest.get_ref(), xen.guest_type)?;
     let init = init(&d, &raw.init)?;
     Ok(Recipe {
         file: file.to_path_buf(),
@@ -110,6 +112,25 @@ fn guest(d: &Diag, g: &RawGuest) -> Result<Guest, RecipeError> {
     })
 }
 
+/// The most vCPUs of a PVH guest: Xen's `HVM_MAX_VCPUS`, the limit of its
+/// virtual local APIC IDs (a PV guest has up to 512).
+const PVH_MAX_VCPUS: i64 = 128;
+
+/// `[guest] vcpus` within what a guest of type `ty` can have.
+fn pvh_vcpus(d: &Diag, g: &RawGuest, ty: GuestType) -> Result<(), RecipeError> {
+    match &g.vcpus {
+        Some(v) if ty == GuestType::Pvh && *v.get_ref() > PVH_MAX_VCPUS => Err(d.at(
+            &v.span(),
+            "guest.vcpus",
+            format!(
+                "{} vCPUs: a PVH guest has at most {PVH_MAX_VCPUS} (Xen's HVM_MAX_VCPUS); a PV guest up to 512",
+                v.get_ref()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// `[rootfs]`; files the init hides at run time are `warnings`.
 fn rootfs(
     d: &Diag,
@@ -171,10 +192,35 @@ fn rootfs(
         });
     }
     Ok(Rootfs {
+        base: r.base.as_ref().map(|b| base(d, dir, b)).transpose()?,
         size,
         label,
         writable: r.writable.as_ref().is_some_and(|w| *w.get_ref()),
         files,
+    })
+}
+
+/// `[rootfs] base`: a tar archive that exists and starts like one (its
+/// members are read at build time, whose errors are at this key too).
+fn base(d: &Diag, dir: &Path, b: &Spanned<String>) -> Result<Located<PathBuf>, RecipeError> {
+    let p = super::inputs::resolve(dir, b.get_ref());
+    let err = |m: String| d.at(&b.span(), "rootfs.base", m);
+    if p.is_dir() {
+        return Err(err(format!(
+            "`{}` is a directory; the base is a tar archive (copy a directory with [[rootfs.files]] source)",
+            p.display()
+        )));
+    }
+    if !p.exists() {
+        return Err(err(format!(
+            "`{}` does not exist (paths are relative to the recipe file)",
+            p.display()
+        )));
+    }
+    crate::tarball::open(&p).map_err(|e| err(e.to_string()))?;
+    Ok(Located {
+        value: p,
+        loc: d.loc(&b.span()),
     })
 }
 
@@ -267,6 +313,10 @@ fn network(d: &Diag, n: &RawNetwork, name: &str) -> Result<Network, RecipeError>
 
 /// `[xen]`
 fn xen(d: &Diag, x: &RawXen) -> Result<Xen, RecipeError> {
+    let guest_type = match &x.guest_type {
+        None => GuestType::Pv,
+        Some(t) => GuestType::written(t.get_ref()).map_err(|e| d.at(&t.span(), "xen.type", e.0))?,
+    };
     let action = |v: &Option<Spanned<String>>, key: &str, default: &str| match v {
         None => Ok(default.to_owned()),
         Some(a) if XL_ACTIONS.contains(&a.get_ref().as_str()) => Ok(a.get_ref().clone()),
@@ -299,23 +349,11 @@ fn xen(d: &Diag, x: &RawXen) -> Result<Xen, RecipeError> {
             v.clone()
         }
     };
-    let disk_target = match &x.disk_target {
-        None => None,
-        Some(t) => {
-            let v = t.get_ref();
-            if !v.starts_with('/') || v.contains([',', '\'', '"']) {
-                return Err(d.at(
-                    &t.span(),
-                    "xen.disk_target",
-                    format!("`{v}` must be an absolute path without commas or quotes"),
-                ));
-            }
-            Some(v.clone())
-        }
-    };
+    let storage = storage(d, x)?;
     Ok(Xen {
+        guest_type,
         bridge,
-        disk_target,
+        storage,
         on_poweroff: action(&x.on_poweroff, "xen.on_poweroff", "destroy")?,
         on_reboot: action(&x.on_reboot, "xen.on_reboot", "restart")?,
         on_crash: action(&x.on_crash, "xen.on_crash", "destroy")?,
@@ -572,8 +610,9 @@ mod tests {
     #[test]
     fn xen_defaults_and_refusals() {
         let r = parse("[guest]\nname = \"g\"\n").unwrap();
+        assert_eq!(r.xen.guest_type, GuestType::Pv);
         assert_eq!(r.xen.bridge, "xenbr0");
-        assert_eq!(r.xen.disk_target, None);
+        assert_eq!(r.xen.storage, None);
         assert_eq!(
             (
                 r.xen.on_poweroff.as_str(),
@@ -587,6 +626,8 @@ mod tests {
             ("bridge = \"sixteen-chars-xx\"", "xen.bridge"),
             ("disk_target = \"relative.img\"", "xen.disk_target"),
             ("on_crash = \"explode\"", "xen.on_crash"),
+            ("type = \"hvm\"", "xen.type"),
+            ("type = \"PVH\"", "xen.type"),
         ] {
             assert_eq!(
                 err(&format!("[guest]\nname = \"g\"\n[xen]\n{body}\n")).key,
@@ -594,6 +635,25 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn xen_type_and_its_vcpus() {
+        let pvh = |vcpus: u32| {
+            parse(&format!(
+                "[guest]\nname = \"g\"\nvcpus = {vcpus}\n[xen]\ntype = \"pvh\"\n"
+            ))
+        };
+        let r = pvh(128).unwrap();
+        assert_eq!(r.xen.guest_type, GuestType::Pvh);
+        let e = pvh(129).unwrap_err();
+        assert_eq!(
+            (e.key.as_str(), e.loc.line, e.loc.column),
+            ("guest.vcpus", 3, 9)
+        );
+        assert!(e.message.contains("a PVH guest has at most 128"), "{e}");
+        let r = parse("[guest]\nname = \"g\"\nvcpus = 512\n[xen]\ntype = \"pv\"\n").unwrap();
+        assert_eq!(r.xen.guest_type, GuestType::Pv);
     }
 
     #[test]

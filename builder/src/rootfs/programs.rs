@@ -1,35 +1,47 @@
 //! The programs the init starts — the console shell and every service —
 //! must be in the image, as executable files, before the image is written:
-//! a missing one builds fine and then loops on "starting … failed".
+//! a missing one builds fine and then loops on "starting … failed". The
+//! programs are looked up in the filesystem as it will be written (base
+//! tarball, host trees and planned entries together).
 
+use ext4fs_builder::FsBuilder;
 use guest_contract::words::split_words;
 
 use super::resolve::{ResolveError, Target, resolve};
 use super::{Node, Plan};
 use crate::recipe::{Loc, Recipe, RecipeError};
 
-/// Checks the console shell's and every service's program against `plan`.
-pub fn check(plan: &Plan, r: &Recipe) -> Result<(), RecipeError> {
+/// Checks the console shell's and every service's program against `fs`, the
+/// filesystem `plan` (whose names are searched for a suggestion) went into.
+pub fn check(fs: &FsBuilder, plan: &Plan, r: &Recipe) -> Result<(), RecipeError> {
     let shell = split_words(&r.init.shell.value).unwrap_or_default();
     if let Some(p) = shell.first() {
-        check_one(plan, r, p, r.init.shell.loc, "init.shell")?;
+        check_one(fs, plan, r, p, r.init.shell.loc, "init.shell")?;
     }
     for (n, s) in r.init.services.iter().enumerate() {
         if let Some(p) = s.value.argv.first() {
-            check_one(plan, r, p, s.loc, &format!("init.services[{n}].command"))?;
+            check_one(
+                fs,
+                plan,
+                r,
+                p,
+                s.loc,
+                &format!("init.services[{n}].command"),
+            )?;
         }
     }
     Ok(())
 }
 
 fn check_one(
+    fs: &FsBuilder,
     plan: &Plan,
     r: &Recipe,
     program: &str,
     loc: Loc,
     key: &str,
 ) -> Result<(), RecipeError> {
-    let problem = match resolve(plan, program) {
+    let problem = match resolve(fs, program) {
         Ok(Target::File {
             executable: true, ..
         }) => return Ok(()),
@@ -55,7 +67,7 @@ fn check_one(
             } else {
                 format!("`{program}` is not in the image (`{p}` is missing)")
             };
-            let elsewhere = same_name_programs(plan, program);
+            let elsewhere = same_name_programs(fs, plan, program);
             if !elsewhere.is_empty() {
                 m.push_str(&format!(
                     "; `{}` is at {}",
@@ -73,8 +85,8 @@ fn base(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// Other paths of the image with the same file name that are programs.
-fn same_name_programs(plan: &Plan, program: &str) -> Vec<String> {
+/// Other planned paths with the same file name that are programs.
+fn same_name_programs(fs: &FsBuilder, plan: &Plan, program: &str) -> Vec<String> {
     let name = base(program);
     plan.iter()
         .filter(|(p, e)| {
@@ -82,7 +94,7 @@ fn same_name_programs(plan: &Plan, program: &str) -> Vec<String> {
         })
         .filter(|(p, _)| {
             matches!(
-                resolve(plan, p),
+                resolve(fs, p),
                 Ok(Target::File {
                     executable: true,
                     ..
@@ -121,14 +133,21 @@ mod tests {
         p
     }
 
+    /// `check` against `plan()` as it is written.
+    fn check_plan(r: &Recipe) -> Result<(), RecipeError> {
+        let p = plan();
+        let fs =
+            super::super::write::builder(&p, None, ext4fs_builder::Options::default(), 0).unwrap();
+        check(&fs, &p, r)
+    }
+
     #[test]
     fn the_programs_must_be_in_the_image() {
         let ok = recipe("[[init.services]]\ncommand = [\"/usr/sbin/httpd\", \"-f\"]\n");
-        check(&plan(), &ok).unwrap();
-        let e = check(
-            &plan(),
-            &recipe("[[init.services]]\ncommand = [\"/bin/httpd\", \"-f\"]\n"),
-        )
+        check_plan(&ok).unwrap();
+        let e = check_plan(&recipe(
+            "[[init.services]]\ncommand = [\"/bin/httpd\", \"-f\"]\n",
+        ))
         .unwrap_err();
         assert_eq!(
             (e.key.as_str(), e.loc.line),
@@ -139,10 +158,10 @@ mod tests {
                 .contains("`/bin/httpd` is not in the image; `httpd` is at /usr/sbin/httpd"),
             "{e}"
         );
-        let e = check(&plan(), &recipe("[init]\nshell = \"/etc/motd -l\"\n")).unwrap_err();
+        let e = check_plan(&recipe("[init]\nshell = \"/etc/motd -l\"\n")).unwrap_err();
         assert_eq!(e.key, "init.shell");
         assert!(e.message.contains("not executable"), "{e}");
-        let e = check(&plan(), &recipe("[init]\nshell = \"/bin/bash\"\n")).unwrap_err();
+        let e = check_plan(&recipe("[init]\nshell = \"/bin/bash\"\n")).unwrap_err();
         assert!(e.message.contains("`/bin/bash` is not in the image"), "{e}");
     }
 }

@@ -1,12 +1,11 @@
-//! Finding a path in the planned root filesystem as the guest's kernel will:
+//! Finding a path in the root filesystem as the guest's kernel will:
 //! component by component, following symbolic links (absolute ones from the
-//! image's root), looking inside copied host trees where the plan has one.
+//! image's root). It looks at the filesystem as it will be written — the
+//! base tarball, the copied host trees and every planned entry, put together
+//! by `ext4fs_builder::FsBuilder` — so a program is found wherever it came
+//! from.
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-
-use super::{Node, Plan};
+use ext4fs_builder::{EntryType, FsBuilder};
 
 /// What a path names in the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,43 +34,6 @@ pub enum ResolveError {
     Loop,
 }
 
-/// One step's view: the plan's entry (and mode), or a host file inside a
-/// copied tree (and the mode it gets in the image).
-enum Found {
-    Planned(Node, u16),
-    Host(fs::Metadata, PathBuf, u16),
-}
-
-fn lookup(plan: &Plan, path: &str) -> Option<Found> {
-    if let Some(e) = plan.get(path) {
-        return Some(Found::Planned(e.node.clone(), e.mode));
-    }
-    // Inside a copied tree: the nearest ancestor that is one.
-    let mut ancestor = path;
-    while let Some(i) = ancestor.rfind('/') {
-        ancestor = &ancestor[..i];
-        let key = if ancestor.is_empty() { "/" } else { ancestor };
-        if let Some(e) = plan.get(key) {
-            return match &e.node {
-                Node::HostTree { src, file_mode, .. } => {
-                    let host = src.join(path[key.len()..].trim_start_matches('/'));
-                    let md = fs::symlink_metadata(&host).ok()?;
-                    let mode = match file_mode {
-                        Some(m) if md.is_file() => *m,
-                        _ => (md.permissions().mode() & 0o7777) as u16,
-                    };
-                    Some(Found::Host(md, host, mode))
-                }
-                _ => None,
-            };
-        }
-        if ancestor.is_empty() {
-            break;
-        }
-    }
-    None
-}
-
 fn split(path: &str) -> Vec<String> {
     path.split('/')
         .filter(|c| !c.is_empty() && *c != ".")
@@ -79,8 +41,8 @@ fn split(path: &str) -> Vec<String> {
         .collect()
 }
 
-/// Finds `path` (absolute) in `plan`, following every symbolic link.
-pub fn resolve(plan: &Plan, path: &str) -> Result<Target, ResolveError> {
+/// Finds `path` (absolute) in `fs`, following every symbolic link.
+pub fn resolve(fs: &FsBuilder, path: &str) -> Result<Target, ResolveError> {
     let mut todo: std::collections::VecDeque<String> = split(path).into();
     let mut cur: Vec<String> = Vec::new();
     let mut hops = 0;
@@ -92,52 +54,37 @@ pub fn resolve(plan: &Plan, path: &str) -> Result<Target, ResolveError> {
         }
         cur.push(c);
         let here = as_path(&cur);
-        let link = match lookup(plan, &here) {
-            None => return Err(ResolveError::Missing(here)),
-            Some(Found::Planned(Node::Symlink(t), _)) => Some(t),
-            Some(Found::Host(md, host, _)) if md.file_type().is_symlink() => Some(
-                fs::read_link(&host)
-                    .map_err(|_| ResolveError::Missing(here.clone()))?
-                    .to_string_lossy()
-                    .into_owned(),
-            ),
-            Some(found) => {
-                let is_dir = match &found {
-                    Found::Planned(n, _) => n.is_dir_like(),
-                    Found::Host(md, _, _) => md.is_dir(),
-                };
-                if todo.is_empty() {
-                    return Ok(match found {
-                        Found::Planned(Node::Bytes(_) | Node::HostFile(_), mode) => Target::File {
-                            path: here,
-                            executable: mode & 0o111 != 0,
-                        },
-                        Found::Host(md, _, mode) if md.is_file() => Target::File {
-                            path: here,
-                            executable: mode & 0o111 != 0,
-                        },
-                        _ if is_dir => Target::Dir(here),
-                        _ => Target::Other(here),
-                    });
-                }
-                if !is_dir {
-                    return Err(ResolveError::NotDir(here));
-                }
-                None
-            }
+        let Some(entry) = fs.entry(&here) else {
+            return Err(ResolveError::Missing(here));
         };
-        if let Some(t) = link {
+        if let EntryType::Symlink(t) = entry.kind {
             hops += 1;
             if hops > 40 {
                 return Err(ResolveError::Loop);
             }
             cur.pop();
+            let t = String::from_utf8_lossy(&t);
             if t.starts_with('/') {
                 cur.clear();
             }
             for (n, part) in split(&t).into_iter().enumerate() {
                 todo.insert(n, part);
             }
+            continue;
+        }
+        let is_dir = entry.kind == EntryType::Dir;
+        if todo.is_empty() {
+            return Ok(match entry.kind {
+                EntryType::File => Target::File {
+                    path: here,
+                    executable: entry.mode & 0o111 != 0,
+                },
+                _ if is_dir => Target::Dir(here),
+                _ => Target::Other(here),
+            });
+        }
+        if !is_dir {
+            return Err(ResolveError::NotDir(here));
         }
     }
     Ok(Target::Dir("/".to_owned()))
@@ -145,21 +92,38 @@ pub fn resolve(plan: &Plan, path: &str) -> Result<Target, ResolveError> {
 
 #[cfg(test)]
 mod tests {
+    use ext4fs_builder::{EntryKind, FileData, Metadata, Options, Timestamp};
+
     use super::*;
 
-    fn plan() -> Plan {
-        let mut p = Plan::new();
-        p.add("/bin/busybox", Node::Bytes(b"ELF".to_vec()), 0o755);
-        p.add("/bin/sh", Node::Symlink("/bin/busybox".into()), 0o777);
-        p.add(
-            "/usr/sbin/httpd",
-            Node::Symlink("../../bin/busybox".into()),
-            0o777,
+    fn add(fs: &mut FsBuilder, path: &str, kind: EntryKind, mode: u16) {
+        fs.add(path, kind, Metadata::new(mode, Timestamp::from_secs(0)))
+            .unwrap();
+    }
+
+    fn file(b: &[u8]) -> EntryKind {
+        EntryKind::File(FileData::Bytes(b.to_vec()))
+    }
+
+    fn link(t: &str) -> EntryKind {
+        EntryKind::Symlink(t.into())
+    }
+
+    fn plan() -> FsBuilder {
+        let mut p = FsBuilder::new(Options::default());
+        add(&mut p, "/bin/busybox", file(b"ELF"), 0o755);
+        add(&mut p, "/bin/sh", link("/bin/busybox"), 0o777);
+        add(&mut p, "/usr/sbin/httpd", link("../../bin/busybox"), 0o777);
+        add(&mut p, "/etc/motd", file(b"hi"), 0o644);
+        add(&mut p, "/loop", link("/loop"), 0o777);
+        add(&mut p, "/lib64", link("lib"), 0o777);
+        add(&mut p, "/lib/x", file(b""), 0o755);
+        add(
+            &mut p,
+            "/dev/null",
+            EntryKind::CharDev { major: 1, minor: 3 },
+            0o666,
         );
-        p.add("/etc/motd", Node::Bytes(b"hi".to_vec()), 0o644);
-        p.add("/loop", Node::Symlink("/loop".into()), 0o777);
-        p.add("/lib64", Node::Symlink("lib".into()), 0o777);
-        p.add("/lib/x", Node::Bytes(vec![]), 0o755);
         p
     }
 
@@ -190,6 +154,10 @@ mod tests {
             Err(ResolveError::NotDir("/etc/motd".into()))
         );
         assert_eq!(resolve(&p, "/loop"), Err(ResolveError::Loop));
+        assert_eq!(
+            resolve(&p, "/dev/null"),
+            Ok(Target::Other("/dev/null".into()))
+        );
     }
 
     #[test]
@@ -205,15 +173,7 @@ mod tests {
         .unwrap();
         std::os::unix::fs::symlink("bin/server", d.path().join("run")).unwrap();
         let mut p = plan();
-        p.add(
-            "/opt/app",
-            Node::HostTree {
-                src: d.path().to_path_buf(),
-                file_mode: None,
-                dir_mode: None,
-            },
-            0o755,
-        );
+        p.add_tree(d.path(), "/opt/app").unwrap();
         let exe = Target::File {
             path: "/opt/app/bin/server".into(),
             executable: true,
@@ -223,6 +183,44 @@ mod tests {
         assert_eq!(
             resolve(&p, "/opt/app/nope"),
             Err(ResolveError::Missing("/opt/app/nope".into()))
+        );
+    }
+
+    #[test]
+    fn looks_into_a_base_tarball() {
+        // A ustar archive: usr/bin/server (0755) and a link bin -> usr/bin.
+        let mut tar = Vec::new();
+        for (name, kind, mode, target, body) in [
+            ("usr/bin/server", b'0', 0o755, "", &b"#!/bin/sh\n"[..]),
+            ("bin", b'2', 0o777, "usr/bin", &b""[..]),
+        ] {
+            let mut h = [0u8; 512];
+            h[..name.len()].copy_from_slice(name.as_bytes());
+            h[100..107].copy_from_slice(format!("{mode:07o}").as_bytes());
+            h[108..115].copy_from_slice(b"0000000");
+            h[116..123].copy_from_slice(b"0000000");
+            h[124..135].copy_from_slice(format!("{:011o}", body.len()).as_bytes());
+            h[136..147].copy_from_slice(b"00000000000");
+            h[156] = kind;
+            h[157..157 + target.len()].copy_from_slice(target.as_bytes());
+            h[257..263].copy_from_slice(b"ustar\0");
+            h[263..265].copy_from_slice(b"00");
+            h[148..156].copy_from_slice(b"        ");
+            let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+            h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+            tar.extend_from_slice(&h);
+            tar.extend_from_slice(body);
+            tar.resize(tar.len().div_ceil(512) * 512, 0);
+        }
+        tar.resize(tar.len() + 1024, 0);
+        let mut p = FsBuilder::new(Options::default());
+        p.add_tar(&tar[..], "/").unwrap();
+        assert_eq!(
+            resolve(&p, "/bin/server"),
+            Ok(Target::File {
+                path: "/usr/bin/server".into(),
+                executable: true
+            })
         );
     }
 }

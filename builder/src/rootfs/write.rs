@@ -1,36 +1,50 @@
-//! Writes a [`Plan`] as an ext4 image with `ext4fs-builder`.
+//! Writes a [`Plan`] as an ext4 image with `ext4fs-builder`, on top of the
+//! recipe's base tarball if it has one.
 
 use std::path::{Path, PathBuf};
 
 use ext4fs_builder::{
-    EntryKind, Error, FileData, FsBuilder, Metadata, Options, Timestamp, TreeOverrides, WriteReport,
+    EntryKind, Error, FileData, FsBuilder, Metadata, Options, TimePolicy, Timestamp, TreeOverrides,
 };
 
 use super::{Node, Plan};
 
-/// Decides the image of `plan` (geometry, size) without writing it.
-pub fn check(plan: &Plan, opts: Options, epoch: i64) -> Result<ext4fs_builder::Fit, Error> {
-    builder(plan, opts, epoch)?.check()
+/// Why the filesystem could not be put together.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    /// The base tarball could not be read (the message names the file, and
+    /// for a corrupt archive the member and byte offset).
+    #[error("{0}")]
+    Base(String),
+    /// Adding the plan's entries failed.
+    #[error(transparent)]
+    Fs(#[from] Error),
 }
 
-/// Adds every entry of `plan` to a new filesystem and writes it to `image`
-/// (via a temp file renamed into place by the writer). All timestamps are
-/// `epoch`. `progress` hears how much of the contents is written.
-pub fn write(
+/// A filesystem builder holding the base tarball's members (if any), then
+/// every entry of `plan` in write order, on top: where they meet, the plan's
+/// entries win. Every time is `epoch` ([`TimePolicy::Force`]), the base's
+/// included. Check it ([`FsBuilder::check`]) or write it.
+pub fn builder(
     plan: &Plan,
-    opts: Options,
+    base: Option<&Path>,
+    mut opts: Options,
     epoch: i64,
-    image: &Path,
-    progress: &mut dyn FnMut(ext4fs_builder::Progress),
-) -> Result<WriteReport, Error> {
-    builder(plan, opts, epoch)?.write_with_progress(image, progress)
+) -> Result<FsBuilder, FsError> {
+    opts.times = TimePolicy::Force(epoch);
+    let mut fs = FsBuilder::new(opts);
+    if let Some(base) = base {
+        let (archive, _) = crate::tarball::open(base).map_err(|e| FsError::Base(e.to_string()))?;
+        fs.add_tar(archive, "/")
+            .map_err(|e| FsError::Base(format!("{}: {e}", base.display())))?;
+    }
+    add_plan(&mut fs, plan, epoch)?;
+    Ok(fs)
 }
 
-/// A filesystem builder holding every entry of `plan`, in write order.
-fn builder(plan: &Plan, mut opts: Options, epoch: i64) -> Result<FsBuilder, Error> {
-    opts.timestamp = Some(epoch);
+/// Adds every entry of `plan`, in write order.
+fn add_plan(fs: &mut FsBuilder, plan: &Plan, epoch: i64) -> Result<(), Error> {
     let ts = Timestamp::from_secs(epoch);
-    let mut fs = FsBuilder::new(opts);
     for (path, e) in plan.write_order() {
         let mut meta = Metadata::new(e.mode, ts);
         meta.uid = e.uid;
@@ -68,5 +82,5 @@ fn builder(plan: &Plan, mut opts: Options, epoch: i64) -> Result<FsBuilder, Erro
         };
         fs.add(path, kind, meta)?;
     }
-    Ok(fs)
+    Ok(())
 }

@@ -9,9 +9,11 @@ use super::{
     Cmdlines, GuestFacts, GuestNet, InputRecord, InputSource, MANIFEST_VERSION, Manifest,
     ManifestError, OutputFile, check_guest_name, check_memory_mib,
 };
+use crate::guest_type::GuestType;
 use crate::hostname::Hostname;
 use crate::net::{Ipv4Cidr, Mac, ValueError};
 use crate::outputs::Output;
+use crate::storage::StorageKeys;
 
 /// Just the format version.
 #[derive(Deserialize)]
@@ -41,6 +43,8 @@ struct Wire {
     source_date_epoch: i64,
     kernel_version: String,
     guest: GuestWire,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    storage: Option<StorageKeys>,
     cmdline: CmdlineWire,
     inputs: Vec<InputWire>,
     outputs: Vec<OutputWire>,
@@ -159,6 +163,8 @@ struct GuestWire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     status_port: Option<u16>,
     root_label: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    xen_type: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -195,7 +201,9 @@ impl Manifest {
                 gateway: net.and_then(|n| n.gateway),
                 status_port: g.status_port,
                 root_label: g.root_label.clone(),
+                xen_type: g.xen_type.map(|t| t.word().to_owned()),
             },
+            storage: self.storage.as_ref().map(StorageKeys::from),
             cmdline: CmdlineWire {
                 xen: self.cmdline.xen.clone(),
                 qemu: self.cmdline.qemu.clone(),
@@ -262,6 +270,17 @@ impl Manifest {
             return Err(invalid("guest.status_port", "0 is not a port"));
         }
         let network = network(g.mac.as_deref(), g.address, g.prefix, g.gateway)?;
+        let xen_type = g
+            .xen_type
+            .as_deref()
+            .map(GuestType::written)
+            .transpose()
+            .map_err(|e| invalid("guest.xen_type", e.0))?;
+        let storage = w
+            .storage
+            .map(|s| s.check())
+            .transpose()
+            .map_err(|e| invalid(format!("storage.{}", e.key), e.message))?;
         for (key, v) in [
             ("cmdline.xen", &w.cmdline.xen),
             ("cmdline.qemu", &w.cmdline.qemu),
@@ -298,7 +317,9 @@ impl Manifest {
                 network,
                 status_port: g.status_port,
                 root_label: g.root_label,
+                xen_type,
             },
+            storage,
             cmdline: Cmdlines {
                 xen: w.cmdline.xen,
                 qemu: w.cmdline.qemu,

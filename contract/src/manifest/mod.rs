@@ -10,22 +10,31 @@
 //!   "guest": {
 //!     "hostname": "busybox", "memory_mib": 512, "vcpus": 1,
 //!     "mac": "00:16:3e:5a:01:02", "address": "10.99.0.2", "prefix": 24,
-//!     "gateway": "10.99.0.1", "status_port": 5115, "root_label": "busybox-root"
+//!     "gateway": "10.99.0.1", "status_port": 5115, "root_label": "busybox-root",
+//!     "xen_type": "pv"
 //!   },
+//!   "storage": { "kind": "iscsi", "target": "iqn.2026-12.org.imgbuild:busybox", "portal": "10.99.0.1:3260", "lun": 1 },
 //!   "cmdline": { "xen": "root=/dev/xvda ro console=hvc0 ip=…", "qemu": "root=/dev/vda ro console=ttyS0 ip=… panic=-1" },
 //!   "outputs": [ { "role": "rootfs", "file": "rootfs.img", "size": 1073741824, "sha256": "…" }, … ]
 //! }
 //! ```
 //!
 //! `mac`, `address`, `prefix` and `gateway` are absent for a guest without
-//! a network; `status_port` when the status service is off. JSON reading
+//! a network; `status_port` when the status service is off. `xen_type`
+//! ([`GuestType::WRITTEN`]) is absent in a manifest written before PVH
+//! guests, which are PV ([`GuestFacts::guest_type`]). `storage`
+//! ([`crate::storage::StorageKeys`]: `kind` and that kind's keys) is
+//! absent in a manifest written before storage kinds: its root disk is a
+//! file at the xl.cfg's disk target. JSON reading
 //! and writing need the `serde` feature; the checks do not.
 
 use std::net::Ipv4Addr;
 
+use crate::guest_type::GuestType;
 use crate::hostname::Hostname;
 use crate::net::{Ipv4Cidr, Mac, ValueError};
 use crate::outputs::Output;
+use crate::storage::Storage;
 
 #[cfg(feature = "serde")]
 mod json;
@@ -51,9 +60,14 @@ pub struct Manifest {
     pub kernel_version: String,
     /// The guest as it was built.
     pub guest: GuestFacts,
+    /// Where the root disk lives on the Xen hosts; `None` in a manifest
+    /// from before storage kinds (a file at the xl.cfg's target, see
+    /// [`Manifest::root_storage`]). The builder always records it.
+    pub storage: Option<Storage>,
     /// The kernel command line per platform.
     pub cmdline: Cmdlines,
-    /// Where every input came from, in recipe order (kernel, busybox).
+    /// Where every input came from: kernel, busybox, then the base tarball
+    /// if the recipe has one.
     pub inputs: Vec<InputRecord>,
     /// The files, in [`Output::ALL`] order.
     pub outputs: Vec<OutputFile>,
@@ -62,7 +76,7 @@ pub struct Manifest {
 /// One input of the build, as it was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputRecord {
-    /// Which input: `kernel`, `busybox`.
+    /// Which input: `kernel`, `busybox`, `rootfs.base` (a base tarball).
     pub input: String,
     /// The package or file it came from.
     pub source: InputSource,
@@ -111,6 +125,17 @@ pub struct GuestFacts {
     pub status_port: Option<u16>,
     /// The root filesystem's label.
     pub root_label: String,
+    /// The Xen domain's type, the xl.cfg's `type`: PV or PVH; `None` in a
+    /// manifest from before PVH guests, a PV guest. The builder always
+    /// records it.
+    pub xen_type: Option<GuestType>,
+}
+
+impl GuestFacts {
+    /// The Xen domain's type: the recorded one, else PV.
+    pub fn guest_type(&self) -> GuestType {
+        self.xen_type.unwrap_or(GuestType::Pv)
+    }
 }
 
 /// The guest interface ([`crate::GUEST_IFACE`]).
@@ -151,6 +176,15 @@ impl Manifest {
     /// The entry of `output`, if the manifest lists it.
     pub fn output(&self, output: Output) -> Option<&OutputFile> {
         self.outputs.iter().find(|o| o.output == output)
+    }
+
+    /// Where the root disk lives: the recorded storage, or for a manifest
+    /// from before storage kinds a file at `xl_disk_target`, the first
+    /// disk target of the guest's xl.cfg.
+    pub fn root_storage(&self, xl_disk_target: &str) -> Storage {
+        self.storage.clone().unwrap_or_else(|| Storage::File {
+            path: xl_disk_target.to_owned(),
+        })
     }
 }
 
@@ -232,7 +266,13 @@ mod tests {
                 }),
                 status_port: Some(5115),
                 root_label: "busybox-root".into(),
+                xen_type: Some(GuestType::Pvh),
             },
+            storage: Some(Storage::Iscsi {
+                target: "iqn.2026-12.org.imgbuild:busybox".parse().unwrap(),
+                portal: "10.99.0.1:3260".parse().unwrap(),
+                lun: 1,
+            }),
             cmdline: Cmdlines {
                 xen: "root=/dev/xvda ro console=hvc0".into(),
                 qemu: "root=/dev/vda ro console=ttyS0 panic=-1".into(),
@@ -406,6 +446,84 @@ mod tests {
             ))),
             "inputs[0].package"
         );
+    }
+
+    #[test]
+    fn storage_is_recorded_and_optional() {
+        let m = sample();
+        let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
+        assert_eq!(
+            v["storage"],
+            serde_json::json!({
+                "kind": "iscsi",
+                "target": "iqn.2026-12.org.imgbuild:busybox",
+                "portal": "10.99.0.1:3260",
+                "lun": 1
+            })
+        );
+        // A manifest from before storage kinds still loads: a file at the
+        // xl.cfg's target.
+        let old = with(|v| drop(v.as_object_mut().unwrap().remove("storage"))).unwrap();
+        assert_eq!(old.storage, None);
+        assert_eq!(
+            old.root_storage("/srv/out/busybox/rootfs.img"),
+            Storage::File {
+                path: "/srv/out/busybox/rootfs.img".into()
+            }
+        );
+        assert_eq!(m.root_storage("/x"), m.storage.clone().unwrap());
+        let mut nbd = m;
+        nbd.storage = Some(Storage::Nbd {
+            server: "nas.example.org:10809".parse().unwrap(),
+            export: "busybox".parse().unwrap(),
+        });
+        assert_eq!(parse(&nbd.to_json()), Ok(nbd.clone()));
+        assert_eq!(
+            key_of(with(|v| v["storage"]["portal"] = "nas:3260".into())),
+            "storage.portal"
+        );
+        assert_eq!(
+            key_of(with(|v| v["storage"]["kind"] = "nbd".into())),
+            "storage.target"
+        );
+        assert_eq!(
+            key_of(with(|v| v["storage"]["lun"] = 256.into())),
+            "storage.lun"
+        );
+        assert_eq!(
+            key_of(with(|v| drop(
+                v["storage"].as_object_mut().unwrap().remove("target")
+            ))),
+            "storage.target"
+        );
+        let e = with(|v| v["storage"]["size"] = 1.into()).unwrap_err();
+        assert!(matches!(e, ManifestError::Syntax { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn the_xen_type_is_recorded_and_optional() {
+        let m = sample();
+        let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
+        assert_eq!(v["guest"]["xen_type"], "pvh");
+        assert_eq!(m.guest.guest_type(), GuestType::Pvh);
+        let mut pv = m;
+        pv.guest.xen_type = Some(GuestType::Pv);
+        assert_eq!(parse(&pv.to_json()), Ok(pv.clone()));
+        // A manifest from before PVH guests still loads: a PV guest.
+        let old = with(|v| drop(v["guest"].as_object_mut().unwrap().remove("xen_type"))).unwrap();
+        assert_eq!(old.guest.xen_type, None);
+        assert_eq!(old.guest.guest_type(), GuestType::Pv);
+        let e = with(|v| v["guest"]["xen_type"] = "hvm".into()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "key guest.xen_type: `hvm` is not a guest type imgbuild writes; one of: pv, pvh"
+        );
+        assert_eq!(
+            key_of(with(|v| v["guest"]["xen_type"] = "PV".into())),
+            "guest.xen_type"
+        );
+        let e = with(|v| v["guest"]["xen_type"] = 1.into()).unwrap_err();
+        assert!(matches!(e, ManifestError::Syntax { .. }), "{e:?}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::{CheckOptions, Event};
 use crate::cancel::Interrupted;
-use crate::report::{GuestLocation, MigrationStats};
+use crate::report::{GuestLocation, HostReport, MigrationStats};
 
 /// An error of a backend: the run was interrupted, or something failed.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +77,12 @@ pub trait Backend {
 
     /// A host's name in the report and in events: `qemu-a`, `root@h1`.
     fn host_name(&self, host: usize) -> String;
+
+    /// Every host as its hypervisor describes itself, for the report
+    /// (Xen: `xl info`); none by default.
+    fn hosts(&self) -> Vec<HostReport> {
+        Vec::new()
+    }
 
     /// A UDP socket that reaches the guest's address.
     fn udp_socket(&self) -> std::io::Result<UdpSocket>;

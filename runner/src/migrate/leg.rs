@@ -2,7 +2,7 @@
 //! migrates it, gather the evidence, run the checks.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use guest_contract::manifest::GuestNet;
 
@@ -108,7 +108,12 @@ impl LegRun<'_> {
         probe: Probe,
         mut rep: MigrationReport,
     ) -> Result<MigrationReport, CheckError> {
-        let after = self.snapshot(self.backend.answer_timeout());
+        // The deadline of the guest's first answer after the migration: what
+        // `answered-again` asserts whatever the probe gap was.
+        let after_deadline = self.backend.answer_timeout();
+        let asked = Instant::now();
+        let after = self.snapshot(after_deadline);
+        let after_took = asked.elapsed();
         // The probe measures the migration, not the checks that follow.
         let probe = probe.finish();
         let tcp_after = self
@@ -146,6 +151,8 @@ impl LegRun<'_> {
             mac: self.net.mac,
             before,
             after,
+            after_took,
+            after_deadline,
             tcp_after,
             late,
             probe: Some(probe.clone()),

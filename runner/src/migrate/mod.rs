@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 pub use self::backend::{Backend, BackendError, Leg, Outcome, Placement};
 use crate::cancel::{Cancel, Interrupted};
+use crate::checks::GapLimit;
 use crate::guest::{GuestDir, GuestError};
 use crate::report::{GuestLocation, Report, RunOptions};
 use crate::status::{GuestClient, StatusError, TcpSession};
@@ -28,8 +29,8 @@ pub struct CheckOptions {
     pub dirty_mb: Option<u32>,
     /// Pause the guest before migrating (a non-live baseline; no gap limit).
     pub stop_first: bool,
-    /// The largest acceptable client-seen downtime (longest probe gap).
-    pub threshold: Duration,
+    /// How the client-seen downtime (longest probe gap) is judged.
+    pub threshold: GapLimit,
     /// How long the guest may take to answer after boot.
     pub boot_timeout: Duration,
     /// Give up (and cancel) a migration after this long.
@@ -44,7 +45,7 @@ impl Default for CheckOptions {
             repeat: 1,
             dirty_mb: None,
             stop_first: false,
-            threshold: Duration::from_millis(1000),
+            threshold: GapLimit::Max(Duration::from_millis(1000)),
             boot_timeout: Duration::from_secs(90),
             migrate_timeout: Duration::from_secs(120),
             settle: Duration::from_secs(3),
@@ -226,11 +227,12 @@ pub fn migrate_check(
         guest: g.name().to_owned(),
         image_dir: std::fs::canonicalize(&g.dir).unwrap_or_else(|_| g.dir.clone()),
         hypervisor: backend.describe(),
+        hosts: backend.hosts(),
         options: RunOptions {
             repeat: u32::try_from(legs.len()).unwrap_or(u32::MAX),
             dirty_mb: o.dirty_mb,
             stop_first: o.stop_first,
-            threshold_ms: ms(o.threshold),
+            threshold_ms: o.threshold.max().map(ms),
         },
         setup_ms,
         total_ms: 0,

@@ -48,6 +48,8 @@ pub struct VmConfig {
     pub rootfs: PathBuf,
     /// Further disks, attached read-only after the root disk (vdb, vdc, …).
     pub extra_disks: Vec<PathBuf>,
+    /// Further disks attached read-write after those.
+    pub writable_disks: Vec<PathBuf>,
     /// The tap the NIC uses; `None`: no NIC.
     pub tap: Option<String>,
     pub mac: String,
@@ -130,18 +132,20 @@ pub fn drives(rootfs: &Path) -> Vec<OsString> {
     ]
 }
 
-/// A further read-only disk on virtio-blk; `index` 1 is the guest's vdb.
-pub fn extra_disk(index: usize, path: &Path) -> Vec<OsString> {
+/// A further disk on virtio-blk, read-only unless `writable`; `index` 1 is
+/// the guest's vdb.
+pub fn extra_disk(index: usize, path: &Path, writable: bool) -> Vec<OsString> {
+    let ro = if writable { "" } else { ",read-only=on" };
     vec![
         "-blockdev".into(),
         joined(&[
             OsStr::new(&format!(
-                "driver=file,node-name=disk{index}-file,read-only=on,filename="
+                "driver=file,node-name=disk{index}-file{ro},filename="
             )),
             &opt_path(path),
         ]),
         "-blockdev".into(),
-        format!("driver=raw,node-name=disk{index},read-only=on,file=disk{index}-file").into(),
+        format!("driver=raw,node-name=disk{index}{ro},file=disk{index}-file").into(),
         "-device".into(),
         format!("virtio-blk-pci,drive=disk{index},id=disk{index}").into(),
     ]
@@ -209,7 +213,10 @@ pub fn argv(c: &VmConfig) -> Vec<OsString> {
     a.extend(kernel(&c.kernel, &c.initrd, &c.cmdline));
     a.extend(drives(&c.rootfs));
     for (i, d) in c.extra_disks.iter().enumerate() {
-        a.extend(extra_disk(i + 1, d));
+        a.extend(extra_disk(i + 1, d, false));
+    }
+    for (i, d) in c.writable_disks.iter().enumerate() {
+        a.extend(extra_disk(c.extra_disks.len() + i + 1, d, true));
     }
     if let Some(tap) = &c.tap {
         a.extend(network(tap, &c.mac));
@@ -243,6 +250,7 @@ mod tests {
             cmdline: "root=/dev/vda ro console=ttyS0".into(),
             rootfs: "/o/rootfs.img".into(),
             extra_disks: Vec::new(),
+            writable_disks: Vec::new(),
             tap: Some("tap0".into()),
             mac: "00:16:3e:00:00:01".into(),
             qmp_socket: "/run/x/a.qmp".into(),
@@ -315,6 +323,16 @@ mod tests {
             "{a}"
         );
         assert!(!a.contains("-netdev"), "{a}");
+        c.writable_disks = vec!["/t/rw.img".into()];
+        let a = show(&argv(&c));
+        assert!(
+            a.contains(
+                "-blockdev driver=file,node-name=disk2-file,filename=/t/rw.img \
+             -blockdev driver=raw,node-name=disk2,file=disk2-file \
+             -device virtio-blk-pci,drive=disk2,id=disk2"
+            ),
+            "{a}"
+        );
     }
 
     #[test]

@@ -108,6 +108,7 @@ impl Host {
             cmdline: m.cmdline.qemu.clone(),
             rootfs: g.path(Output::RootImage)?,
             extra_disks: Vec::new(),
+            writable_disks: Vec::new(),
             tap: tap.filter(|_| m.guest.network.is_some()).map(str::to_owned),
             mac: m
                 .guest

@@ -2,6 +2,10 @@
 //! xl.cfg on the route's first host (or adopt it there), `xl migrate` it
 //! along the route, `xl list` to find it. Xen reports no downtime of its
 //! own, so the client-seen probe gap is the downtime figure.
+//!
+//! Before anything is copied or created on any host, every host's `xl
+//! info` is read and the [`preflight`] refuses a route with a host that
+//! cannot run or live-migrate the guest.
 
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -9,13 +13,17 @@ use std::time::{Duration, Instant};
 
 use guest_contract::outputs::Output;
 
+use super::caps::HostCaps;
 use super::host::{HostError, XenHost};
+use super::preflight::{self, GuestType, PreflightError};
 use super::xl;
 use super::xlcfg::{XlCfg, XlCfgError};
 use crate::cancel::{Cancel, Interrupted};
 use crate::guest::{GuestDir, GuestError};
 use crate::migrate::{self, Backend, BackendError, CheckOptions, Event, Leg, Outcome, Placement};
-use crate::report::{GuestLocation, MigrationStats};
+use crate::report::{GuestLocation, HostReport, MigrationStats};
+use crate::storage::attach::StorageError;
+use crate::storage::attach::hosts::AttachedHosts;
 
 /// What only the Xen backend needs.
 #[derive(Debug, Clone)]
@@ -52,6 +60,19 @@ pub enum XenError {
     Host(#[from] HostError),
     #[error(transparent)]
     Guest(#[from] GuestError),
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(
+        "{cfg}: the disk target {disk} is not the manifest's storage ({storage}), which is at {target}: rebuild the guest"
+    )]
+    StorageTarget {
+        cfg: PathBuf,
+        disk: String,
+        storage: String,
+        target: String,
+    },
     #[error("{0}")]
     Route(String),
     #[error("on {host}: `{cmd}` failed: {tail}")]
@@ -90,6 +111,7 @@ const CMD_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct XenBackend {
     cfg: XlCfg,
+    guest_type: GuestType,
     o: XenConfig,
     cancel: Cancel,
     /// Unique hosts, and the route as indices into them.
@@ -100,13 +122,17 @@ pub struct XenBackend {
     incoming: Vec<bool>,
     /// The guest's domain id on the leg's source before it started.
     before_domid: Option<u32>,
-    xen_version: String,
+    /// Per host: its `xl info`.
+    caps: Vec<HostCaps>,
     console_logs: Vec<PathBuf>,
+    /// The guest's root disk, and the hosts attached to it (shared kinds).
+    storage: AttachedHosts,
 }
 
 impl XenBackend {
-    /// Reads the xl.cfg, checks the route, asks every host for its Xen
-    /// version and puts the guest's files where the xl.cfg says.
+    /// Reads the xl.cfg, checks the route, asks every host what its
+    /// hypervisor can do (refusing a host that cannot run or live-migrate
+    /// the guest) and puts the guest's files where the xl.cfg says.
     pub fn new(
         g: &GuestDir,
         o: XenConfig,
@@ -131,6 +157,22 @@ impl XenBackend {
             }
         })?;
         let cfg = XlCfg::load(&path)?;
+        let guest_type = preflight::guest_type(&cfg)?;
+        let disk = cfg
+            .disks
+            .first()
+            .map(|d| d.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let storage = g.manifest.root_storage(&disk);
+        if storage.is_shared() && disk != storage.xl_target() {
+            return Err(XenError::StorageTarget {
+                cfg: cfg.path.clone(),
+                disk,
+                storage: storage.to_string(),
+                target: storage.xl_target(),
+            });
+        }
+        let need = g.manifest.output(Output::RootImage).map_or(0, |o| o.size);
         let mut hosts: Vec<XenHost> = Vec::new();
         let mut route = Vec::new();
         for spec in &o.route {
@@ -151,13 +193,15 @@ impl XenBackend {
         }
         let mut b = XenBackend {
             incoming: vec![false; hosts.len()],
+            storage: AttachedHosts::new(storage, need, hosts.len()),
             cfg,
+            guest_type,
             o,
             cancel: cancel.clone(),
             hosts,
             route,
             before_domid: None,
-            xen_version: String::new(),
+            caps: Vec::new(),
             console_logs: Vec::new(),
         };
         b.prepare_hosts(progress)?;
@@ -182,32 +226,68 @@ impl XenBackend {
         }
     }
 
-    /// `xl info` on every host; the artifacts at the xl.cfg's paths on each.
+    /// `xl info` on every host and the preflight over all of them, then
+    /// the artifacts at the xl.cfg's paths on each: a host that cannot
+    /// take the guest is refused before anything is copied to any host.
     fn prepare_hosts(&mut self, progress: &mut dyn FnMut(&Event)) -> Result<(), XenError> {
         for h in 0..self.hosts.len() {
             self.cancel.check().map_err(|_| HostError::Interrupted {
                 host: self.host(h).name().to_string(),
                 cmd: "xl info".into(),
             })?;
-            let info = self.must(h, &xl::info(), CMD_TIMEOUT)?;
-            let v = xl::parse_xen_version(&info).unwrap_or_else(|| "unknown".into());
+            let caps = HostCaps::parse(&self.must(h, &xl::info(), CMD_TIMEOUT)?);
             progress(&Event::Host(format!(
-                "xen host {}: Xen {v}",
-                self.host(h).name()
+                "xen host {}: {}",
+                self.host(h).name(),
+                caps.summary()
             )));
-            self.xen_version = v;
+            self.caps.push(caps);
+        }
+        let notes = preflight::check(&self.cfg.name, self.guest_type, &self.host_reports())?;
+        if notes.is_empty() {
+            progress(&Event::Note(format!(
+                "preflight: every host can run and live-migrate {} guest {}",
+                self.guest_type, self.cfg.name
+            )));
+        }
+        for note in notes {
+            progress(&Event::Note(note));
+        }
+        // Shared storage: every host must reach it before anything is created.
+        self.storage
+            .attach_all(&self.hosts, &self.cancel, &mut |n| {
+                progress(&Event::Note(n))
+            })?;
+        for h in 0..self.hosts.len() {
             self.ensure_files(h, progress)?;
         }
         Ok(())
     }
 
+    /// Every host's name and `xl info`, in host order.
+    fn host_reports(&self) -> Vec<HostReport> {
+        self.hosts
+            .iter()
+            .zip(&self.caps)
+            .enumerate()
+            .map(|(i, (h, c))| HostReport {
+                name: h.name().to_string(),
+                caps: c.clone(),
+                storage: self.storage.report(i),
+            })
+            .collect()
+    }
+
     /// Every file of the xl.cfg must be on the host with the local size; the
-    /// config, kernel and ramdisk are copied when missing (if allowed).
+    /// config, kernel and ramdisk are copied when missing (if allowed). A
+    /// disk on shared storage is no file: it was attached, never copied.
     fn ensure_files(&mut self, h: usize, progress: &mut dyn FnMut(&Event)) -> Result<(), XenError> {
+        let shared = self.storage.storage().is_shared();
         let files: Vec<PathBuf> = self
             .cfg
             .files()
             .into_iter()
+            .filter(|f| !(shared && self.cfg.disks.iter().any(|d| d == f)))
             .map(Path::to_path_buf)
             .collect();
         for path in files {
@@ -446,7 +526,13 @@ impl Backend for XenBackend {
     }
 
     fn describe(&self) -> String {
-        format!("Xen {} (xl)", self.xen_version)
+        let mut versions: Vec<String> = self.caps.iter().map(HostCaps::version_text).collect();
+        versions.dedup();
+        format!("Xen {} (xl)", versions.join(" / "))
+    }
+
+    fn hosts(&self) -> Vec<HostReport> {
+        self.host_reports()
     }
 
     fn route(&self) -> Vec<usize> {
@@ -515,5 +601,23 @@ impl Backend for XenBackend {
 
     fn console_logs(&self) -> Vec<PathBuf> {
         self.console_logs.clone()
+    }
+}
+
+impl Drop for XenBackend {
+    /// Detaches the hosts this run attached to the shared storage, except
+    /// those a domain of the guest is still on (it keeps its disk). Runs
+    /// after Ctrl-C too: its commands have their own timeouts.
+    fn drop(&mut self) {
+        let cancel = Cancel::default();
+        let (hosts, name) = (&self.hosts, &self.cfg.name);
+        let mut guest_is_on = |h: usize| match hosts[h].run(&xl::list(name), CMD_TIMEOUT, &cancel) {
+            Ok(out) => xl::parse_list(&out.stdout).iter().any(|d| d.name == *name),
+            // Cannot tell: leave the disk where it is.
+            Err(_) => true,
+        };
+        for e in self.storage.release(hosts, &cancel, &mut guest_is_on) {
+            eprintln!("imgrun: warning: {e}");
+        }
     }
 }

@@ -3,7 +3,9 @@
 //! driver as every backend ([`crate::migrate`]).
 
 pub mod backend;
+pub mod caps;
 pub mod host;
+pub mod preflight;
 pub mod shell;
 pub mod xl;
 pub mod xlcfg;

@@ -1,9 +1,10 @@
-//! The guest's xl.cfg as the runner needs it: the domain name and the files
-//! a Xen host must see. The format is the contract's
+//! The guest's xl.cfg as the runner needs it: the domain name, the files
+//! a Xen host must see and the domain's type. The format is the contract's
 //! ([`guest_contract::xl_cfg`]); this reads the file.
 
 use std::path::{Path, PathBuf};
 
+use guest_contract::GuestType;
 use guest_contract::xl_cfg::XlFiles;
 
 /// Errors reading an xl.cfg.
@@ -30,6 +31,8 @@ pub struct XlCfg {
     pub ramdisk: Option<PathBuf>,
     /// Disk targets (files or block devices), in config order.
     pub disks: Vec<PathBuf>,
+    /// `type =` (or the older `builder =`), as [`XlFiles::guest_type`] reads it.
+    pub guest_type: GuestType,
 }
 
 impl XlCfg {
@@ -38,16 +41,18 @@ impl XlCfg {
             path: path.to_path_buf(),
             source,
         })?;
-        let f = XlFiles::parse(&text).map_err(|source| XlCfgError::Invalid {
+        let invalid = |source| XlCfgError::Invalid {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let f = XlFiles::parse(&text).map_err(invalid)?;
         Ok(XlCfg {
             path: path.to_path_buf(),
             name: f.name,
             kernel: f.kernel.into(),
             ramdisk: f.ramdisk.map(PathBuf::from),
             disks: f.disks.into_iter().map(PathBuf::from).collect(),
+            guest_type: f.guest_type,
         })
     }
 
@@ -77,5 +82,14 @@ mod tests {
         std::fs::write(&p, "name = 'g'\nkernel = '/k'\ndisk = [ 'target=/d' ]\n").unwrap();
         let c = XlCfg::load(&p).unwrap();
         assert_eq!(c.files(), [p.as_path(), Path::new("/k"), Path::new("/d")]);
+        assert_eq!(c.guest_type, GuestType::Pv);
+        std::fs::write(&p, "name = 'g'\nkernel = '/k'\ntype = pvh\n").unwrap();
+        let e = XlCfg::load(&p).unwrap_err().to_string();
+        assert!(
+            e.ends_with("g.cfg: line 3: key type: expected a quoted word"),
+            "{e}"
+        );
+        std::fs::write(&p, "name = 'g'\nkernel = '/k'\ntype = 'pvh'\n").unwrap();
+        assert_eq!(XlCfg::load(&p).unwrap().guest_type, GuestType::Pvh);
     }
 }
