@@ -118,6 +118,11 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Where the QEMU domain's serial console is logged on its host.
+pub fn qemu_console_log(name: &str) -> String {
+    format!("/var/log/libvirt/qemu/{name}-console.log")
+}
+
 impl DomainXml {
     /// The file's text.
     pub fn render(&self) -> String {
@@ -162,21 +167,30 @@ impl DomainXml {
             let _ = writeln!(s, "  <{tag}>{}</{tag}>", libvirt_action(action, event));
         }
         let _ = writeln!(s, "  <devices>");
+        // QEMU: cache='none', which libvirt requires to call a live
+        // migration safe on shared storage (the page cache of the source
+        // would otherwise hold writes the destination cannot see).
         let (file_driver, target) = match self.hypervisor {
-            Hypervisor::Xen(_) => ("qemu", "<target dev='xvda' bus='xen'/>"),
-            Hypervisor::Kvm => ("qemu", "<target dev='vda' bus='virtio'/>"),
+            Hypervisor::Xen(_) => (
+                "<driver name='qemu' type='raw'/>",
+                "<target dev='xvda' bus='xen'/>",
+            ),
+            Hypervisor::Kvm => (
+                "<driver name='qemu' type='raw' cache='none'/>",
+                "<target dev='vda' bus='virtio'/>",
+            ),
         };
         match &self.disk {
             DiskSource::File(path) => {
                 let _ = writeln!(s, "    <disk type='file' device='disk'>");
-                let _ = writeln!(s, "      <driver name='{file_driver}' type='raw'/>");
+                let _ = writeln!(s, "      {file_driver}");
                 let _ = writeln!(s, "      <source file='{}'/>", e(path));
             }
             DiskSource::Block(dev) => {
                 let _ = writeln!(s, "    <disk type='block' device='disk'>");
                 let driver = match self.hypervisor {
                     Hypervisor::Xen(_) => "<driver name='phy'/>",
-                    Hypervisor::Kvm => "<driver name='qemu' type='raw'/>",
+                    Hypervisor::Kvm => "<driver name='qemu' type='raw' cache='none'/>",
                 };
                 let _ = writeln!(s, "      {driver}");
                 let _ = writeln!(s, "      <source dev='{}'/>", e(dev));
@@ -200,9 +214,12 @@ impl DomainXml {
                 );
             }
             Hypervisor::Kvm => {
+                // The console also goes to a file (as xenconsoled's
+                // guest-NAME.log under Xen), for whoever debugs a boot.
                 let _ = writeln!(
                     s,
-                    "    <serial type='pty'>\n      <target port='0'/>\n    </serial>"
+                    "    <serial type='pty'>\n      <log file='{}' append='on'/>\n      <target port='0'/>\n    </serial>",
+                    e(&qemu_console_log(&self.name))
                 );
                 let _ = writeln!(
                     s,
@@ -321,8 +338,12 @@ mod tests {
         assert_eq!(t.matches("type='kvm'").count(), 2, "{t}");
         assert!(t.contains("<type arch='x86_64' machine='q35'>hvm</type>"));
         assert!(t.contains("<target dev='vda' bus='virtio'/>"));
+        assert!(
+            t.contains("<driver name='qemu' type='raw' cache='none'/>"),
+            "{t}"
+        );
         assert!(t.contains("<source bridge='virbr0'/>\n      <model type='virtio'/>"));
-        assert!(t.contains("<serial type='pty'>"));
+        assert!(t.contains("<serial type='pty'>\n      <log file='/var/log/libvirt/qemu/busybox-console.log' append='on'/>"), "{t}");
         assert!(t.contains("<target type='serial' port='0'/>"));
         assert!(!t.contains("bus='xen'"));
     }

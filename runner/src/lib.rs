@@ -1,7 +1,8 @@
 //! Boot imgbuild guests and check that they survive live migration.
 //!
 //! The check is one driver ([`migrate`]) over a [`migrate::Backend`] per
-//! hypervisor: [`qemu::backend`] and [`xen::backend`]. Everything else is
+//! hypervisor or engine: [`qemu::backend`], [`xen::backend`] and
+//! [`libvirt::backend`]. Everything else is
 //! shared by all backends: [`guest`] (the built guest and its manifest),
 //! [`checks`] (named checks over before/after [`checks::Snapshot`]s),
 //! [`report`] (table and JSON), [`status`] (the guest status service's
@@ -14,6 +15,8 @@ pub mod boot;
 pub mod cancel;
 pub mod checks;
 pub mod guest;
+pub mod host_files;
+pub mod libvirt;
 pub mod migrate;
 pub mod netns;
 pub mod probe;

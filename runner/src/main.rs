@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use imgrun::cancel::Cancel;
 use imgrun::checks::GapLimit;
 use imgrun::guest::GuestDir;
+use imgrun::libvirt::{LibvirtBackend, LibvirtConfig, LibvirtError, VirtType};
 use imgrun::migrate::{self, Backend, CheckOptions, Event};
 use imgrun::qemu::argv::Accel;
 use imgrun::qemu::backend::{QemuBackend, QemuConfig, Transport};
@@ -43,6 +44,12 @@ enum AccelArg {
 enum TransportArg {
     Unix,
     Tcp,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum VirtTypeArg {
+    Kvm,
+    Qemu,
 }
 
 #[derive(Debug, clap::Args)]
@@ -115,8 +122,30 @@ enum Command {
         /// created, refuses (exit 2) a host that cannot run or live-migrate the
         /// guest: a PV guest needs `pv` and `shadow` in `virt_caps` (log-dirty
         /// tracking), a PVH guest `hvm` and `hap` or `shadow`.
-        #[arg(long, num_args = 2, value_names = ["SRC", "DST"])]
+        #[arg(long, num_args = 2, value_names = ["SRC", "DST"], conflicts_with_all = ["libvirt", "hosts"])]
         xen: Option<Vec<String>>,
+        /// Use libvirt: `virsh define` + `start` of the builder's domain XML
+        /// on SRC_URI, `virsh migrate --live --persistent --undefinesource`
+        /// to DST_URI (and back, with --repeat); same checks and report, with
+        /// libvirt's job figures (`virsh domjobinfo --completed`). A xen URI
+        /// (`xen+ssh://root@host1/system`) uses <name>.xen.xml, a qemu one
+        /// (`qemu+ssh://host/system`, `qemu:///system`) <name>.qemu.xml. The
+        /// guest stays where libvirt leaves it.
+        #[arg(long, num_args = 2, value_names = ["SRC_URI", "DST_URI"], conflicts_with = "hosts")]
+        libvirt: Option<Vec<String>>,
+        /// libvirt, a pool: migrate the guest around the ring
+        /// URI1 -> URI2 -> ... -> URIn -> URI1 with the checks after every
+        /// hop; --repeat goes round again.
+        #[arg(long, value_delimiter = ',', value_name = "URI1,URI2,...")]
+        hosts: Option<Vec<String>>,
+        /// libvirt, QEMU driver: the domain type (default: kvm where every
+        /// host has KVM, else qemu, i.e. TCG, said in a note).
+        #[arg(long, value_enum)]
+        virt_type: Option<VirtTypeArg>,
+        /// libvirt: `virsh migrate --p2p` (the source daemon connects to
+        /// DST_URI itself, which must then work from the source host).
+        #[arg(long)]
+        p2p: bool,
         /// How long the guest may take to answer after boot.
         #[arg(long, default_value_t = 90)]
         boot_timeout_s: u64,
@@ -206,12 +235,22 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
             downtime_limit_ms,
             migrate_timeout_s,
             xen,
+            libvirt,
+            hosts,
+            virt_type,
+            p2p,
             boot_timeout_s,
             settle_ms,
         } => {
             let started = Instant::now();
             let g = GuestDir::load(&common.image_dir)?;
-            let kind = if xen.is_some() { "xen" } else { "qemu" };
+            let kind = if xen.is_some() {
+                "xen"
+            } else if libvirt.is_some() || hosts.is_some() {
+                "libvirt"
+            } else {
+                "qemu"
+            };
             let o = CheckOptions {
                 repeat,
                 dirty_mb: dirty,
@@ -220,13 +259,35 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
                 boot_timeout: Duration::from_secs(boot_timeout_s),
                 // xl migrate of a guest between real hosts takes longer.
                 migrate_timeout: Duration::from_secs(
-                    migrate_timeout_s.unwrap_or(if xen.is_some() { 600 } else { 120 }),
+                    migrate_timeout_s.unwrap_or(if kind == "qemu" { 120 } else { 600 }),
                 ),
                 settle: Duration::from_millis(settle_ms),
             };
             let mut progress = |e: &Event| eprintln!("imgrun: {e}");
-            let mut backend: Box<dyn Backend> = match xen {
-                Some(hosts) => {
+            let lv = match (libvirt, hosts) {
+                (Some(pair), _) => {
+                    let [src, dst] = pair.as_slice() else {
+                        anyhow::bail!("--libvirt takes two URIs: SRC_URI DST_URI");
+                    };
+                    Some(LibvirtConfig::pair(src, dst))
+                }
+                (None, Some(ring)) => Some(LibvirtConfig::ring(ring, repeat)),
+                (None, None) => None,
+            };
+            let mut backend: Box<dyn Backend> = match (xen, lv) {
+                (_, Some(mut cfg)) => {
+                    cfg.virt_type = virt_type.map(|v| match v {
+                        VirtTypeArg::Kvm => VirtType::Kvm,
+                        VirtTypeArg::Qemu => VirtType::Qemu,
+                    });
+                    cfg.p2p = p2p;
+                    cfg.work_dir = common.log_dir.clone();
+                    cfg.qemu = common.qemu.clone();
+                    let b = LibvirtBackend::new(&g, cfg, &o, cancel, &mut progress)
+                        .map_err(|e| failed(json, kind, g.name(), e.into()))?;
+                    Box::new(b)
+                }
+                (Some(hosts), None) => {
                     let [src, dst] = hosts.as_slice() else {
                         anyhow::bail!("--xen takes two hosts: SRC DST");
                     };
@@ -235,7 +296,7 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
                             .map_err(|e| failed(json, kind, g.name(), e.into()))?;
                     Box::new(b)
                 }
-                None => {
+                (None, None) => {
                     let cfg = QemuConfig {
                         qemu: common.qemu,
                         accel: accel(common.accel),
@@ -272,8 +333,15 @@ fn failed(json: bool, backend: &str, guest: &str, e: anyhow::Error) -> anyhow::E
             "error": chain(&e),
         });
         // A refused preflight shows every host's capabilities too.
-        if let Some(XenError::Preflight(PreflightError::Refused(r))) = e.downcast_ref::<XenError>()
-        {
+        let refusal = match (
+            e.downcast_ref::<XenError>(),
+            e.downcast_ref::<LibvirtError>(),
+        ) {
+            (Some(XenError::Preflight(PreflightError::Refused(r))), _)
+            | (_, Some(LibvirtError::Preflight(PreflightError::Refused(r)))) => Some(r),
+            _ => None,
+        };
+        if let Some(r) = refusal {
             doc["preflight"] = serde_json::to_value(r).unwrap_or_default();
         }
         println!("{doc:#}");

@@ -195,6 +195,9 @@ impl Report {
             }
             let _ = writeln!(s, "  guest is on the {}", location_text(m.guest_location));
         }
+        if self.migrations.len() > 1 {
+            s.push_str(&self.hop_table());
+        }
         if let Some(e) = &self.error {
             let _ = writeln!(s, "\nerror: {e}");
         }
@@ -210,6 +213,48 @@ impl Report {
             location_text(self.guest_location)
         );
         let _ = writeln!(s, "RESULT: {}", if self.passed { "PASS" } else { "FAIL" });
+        s
+    }
+}
+
+impl Report {
+    /// One line per migration: the route walked, each hop's verdict and
+    /// figures (the hypervisor's downtime, the client-seen gap).
+    fn hop_table(&self) -> String {
+        let f = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v} ms"));
+        let rows: Vec<[String; 6]> = self
+            .migrations
+            .iter()
+            .map(|m| {
+                [
+                    m.index.to_string(),
+                    format!("{} -> {}", m.from, m.to),
+                    if m.passed { "PASS" } else { "FAIL" }.to_string(),
+                    f(m.stats.as_ref().and_then(|s| s.downtime_ms)),
+                    m.probe
+                        .as_ref()
+                        .map_or("-".into(), |p| format!("{:.1} ms", p.longest_gap_ms)),
+                    format!("{} ms", m.elapsed_ms),
+                ]
+            })
+            .collect();
+        let head =
+            ["hop", "route", "result", "downtime", "probe gap", "elapsed"].map(str::to_string);
+        let mut width = head.clone().map(|h| h.len());
+        for r in &rows {
+            for (w, c) in width.iter_mut().zip(r) {
+                *w = (*w).max(c.len());
+            }
+        }
+        let mut s = String::from("\nhops:\n");
+        for r in std::iter::once(&head).chain(&rows) {
+            let cells: Vec<String> = r
+                .iter()
+                .zip(width)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            let _ = writeln!(s, "  {}", cells.join("  ").trim_end());
+        }
         s
     }
 }
@@ -319,6 +364,49 @@ mod tests {
             (true.into(), true.into())
         );
         assert_eq!(v["migrations"][0]["checks"][0]["informational"], false);
+    }
+
+    #[test]
+    fn several_hops_end_with_a_table_of_them() {
+        let pass = Check {
+            name: "same-ip".into(),
+            passed: true,
+            informational: false,
+            detail: String::new(),
+        };
+        let mut r = report(vec![pass.clone()], 2);
+        assert!(
+            !r.render_table().contains("hops:"),
+            "one migration, no table"
+        );
+        let mut second = r.migrations[0].clone();
+        second.index = 2;
+        second.from = "qemu-b".into();
+        second.to = "qemu-a".into();
+        second.checks = vec![Check {
+            passed: false,
+            ..pass
+        }];
+        second.stats = None;
+        r.migrations.push(second.seal());
+        r.finish();
+        let t = r.render_table();
+        let table: Vec<&str> = t
+            .split("\nhops:\n")
+            .nth(1)
+            .expect("a hop table")
+            .lines()
+            .take(3)
+            .collect();
+        assert_eq!(
+            table,
+            [
+                "  hop  route             result  downtime  probe gap  elapsed",
+                "  1    qemu-a -> qemu-b  PASS    14 ms     -          900 ms",
+                "  2    qemu-b -> qemu-a  FAIL    -         -          900 ms",
+            ],
+            "{t}"
+        );
     }
 
     #[test]

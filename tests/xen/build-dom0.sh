@@ -4,7 +4,7 @@
 #   $CACHE_DIR/kernel-<kver>/vmlinuz      Debian's generic 6.1 kernel (dom0 support)
 #   $CACHE_DIR/dom0-<key>.cpio            dom0 root as one initramfs (debootstrap minbase
 #                                          + that version's Xen tools + sshd + open-iscsi, udev,
-#                                          nbd-client + our dom0-init)
+#                                          nbd-client, libvirtd (libxl) + our dom0-init)
 # Usage: build-dom0.sh [pinned|current]
 #   pinned   Xen $XEN_VERSION (lib.sh), which must have shadow paging (PV live migration)
 #   current  the Xen 4.17 packages apt would install now (Debian 12's security build),
@@ -92,8 +92,10 @@ fi
 
 # --- 4. dom0 root ----------------------------------------------------------------
 # The tools' dependencies, open-iscsi, udev (its by-path links name iSCSI disks the same on
-# every host) and nbd-client, so debootstrap fetches everything in one go.
-INCLUDE=kmod,iproute2,openssh-server,mount,udev,ucf,python3,libyajl2,libncurses6,libtinfo6,procps,socat,busybox,netbase,libnl-3-200,libnl-route-3-200,zlib1g,liblzma5,libbz2-1.0,libzstd1,libfdt1,libgnutls30,libpixman-1-0,libaio1,libglib2.0-0,open-iscsi,nbd-client
+# every host), nbd-client and libvirt's libxl driver with virsh (bookworm's 9.0: the libvirt
+# backend's test), so debootstrap fetches everything in one go. The Xen libraries libvirt
+# pulls in are replaced by the chosen Xen version's below.
+INCLUDE=kmod,iproute2,openssh-server,mount,udev,ucf,python3,libyajl2,libncurses6,libtinfo6,procps,socat,busybox,netbase,libnl-3-200,libnl-route-3-200,zlib1g,liblzma5,libbz2-1.0,libzstd1,libfdt1,libgnutls30,libpixman-1-0,libaio1,libglib2.0-0,open-iscsi,nbd-client,libvirt-daemon-driver-xen,libvirt-clients
 # The minbase tree before any Xen package: built once, shared by both versions.
 BASEKEY=$(echo "$INCLUDE $MIRROR bookworm" | sha256sum | cut -c1-16)
 BASE=$CACHE_DIR/dom0-base-$BASEKEY
@@ -140,6 +142,29 @@ if [ ! -s "$ROOT_CPIO" ]; then
         || die "xen-utils-4.17 $XEN_VERSION not installed in dom0 root (see $WORK/dpkg.log)"
     umount "$T/proc"
     rm -rf "$T/tmp/debs" "$T/usr/sbin/policy-rc.d"
+
+    # libvirt's libxl driver decodes the host CPU from Xen's hw_caps and starts only if a
+    # CPU model of its map has all its features there. Under QEMU's TCG `max` CPU (AMD-like),
+    # Xen's host featureset has no sep (nor vme), which every x86 model libvirt 9.0 decodes
+    # hosts with requires, so libvirtd refuses to start ("Cannot find suitable CPU model for
+    # given data"). The test dom0's map gets one more model: Conroe's features without sep.
+    CPU_MAP=$T/usr/share/libvirt/cpu_map
+    if [ -f "$CPU_MAP/x86_Conroe.xml" ]; then
+        {
+            echo "<cpus>"
+            echo "  <model name='imgxen-tcg'>"
+            echo "    <decode host='on' guest='off'/>"
+            grep "<feature name=" "$CPU_MAP/x86_Conroe.xml" | grep -v "'sep'"
+            echo "  </model>"
+            echo "</cpus>"
+        } >"$CPU_MAP/x86_imgxen-tcg.xml"
+        sed -i "s|^\( *\)<include filename='x86_Conroe.xml'/>|&\n\1<include filename='x86_imgxen-tcg.xml'/>|" "$CPU_MAP/index.xml"
+        grep -q x86_imgxen-tcg.xml "$CPU_MAP/index.xml" || die "could not add the TCG CPU model to libvirt's cpu_map"
+    fi
+
+    # libvirt-daemon 9.0 depends on its QEMU driver, which would not start here (no
+    # libvirt-qemu user) and take libvirtd down with it; a Xen host needs only libxl's.
+    rm -f "$T"/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so
 
     # Kernel modules dom0 needs (no udev rules run, so /init loads them by name).
     KM=$KDIR/modules/$KVER

@@ -88,6 +88,11 @@ hosts_prepare() {
     cp "$RUN_DIR/id_ed25519.pub" "$RUN_DIR/share/authorized_keys"
     cp "$RUN_DIR/id_ed25519" "$RUN_DIR/share/id_ed25519"
     : >"$RUN_DIR/share/env"
+    printf '%s xenhost1\n%s xenhost2\n' "$HOST1_ADDR" "$HOST2_ADDR" >"$RUN_DIR/share/hosts"
+    # libvirt's ssh transport runs `ssh` with the user's config; its URIs here name this
+    # wrapper as their ssh (`?command=`), which adds the run's config.
+    printf '#!/bin/sh\nexec ssh -F %s "$@"\n' "$RUN_DIR/ssh_config" >"$RUN_DIR/ssh"
+    chmod 755 "$RUN_DIR/ssh"
     if [ -n "$art" ]; then
         printf 'ART_PATH=%s\n' "$art" >"$RUN_DIR/share/env"
     fi

@@ -9,6 +9,9 @@
 #     2. iSCSI PV guest: migration host 1 -> host 2, then `xl shutdown` on host 2
 #     3. NBD PV guest: xl create on host 1 + localhost migration
 #     3b. phy PV guest (a block device the host has): xl create + localhost migration
+#     3c. libvirt (libvirtd with the libxl driver in both dom0s, virsh over xen+ssh):
+#         `virsh domxml-from-native xen-xl` of our xl.cfg = our domain XML; the iSCSI
+#         guest host 1 -> host 2; the ring (--hosts, 2 URIs, --repeat 2); virsh shutdown
 #   Debian 12's current Xen (the security build, no shadow paging):
 #     4. the preflight refuses the PV migration (exit 2, the host and the missing
 #        capability named, nothing created)
@@ -70,12 +73,17 @@ on_exit() {
     if [ $rc -ne 0 ]; then
         echo "==== nested Xen test FAILED in stage: $STAGE (exit $rc) ====" >&2
         case "$STAGE" in
-        boot-*|pv-*|nbd-*|preflight*|guest*)
+        boot-*|pv-*|nbd-*|phy-*|libvirt-*|preflight*|guest*|pvh-*)
             for n in 1 2; do tail_log "$RUN_DIR/host$n.console" 40; done
             for n in 1 2; do
                 echo "---- host $n: xl list / iSCSI sessions / guest console ----" >&2
                 hssh "$n" "xl list; iscsiadm -m session 2>&1; tail -n 40 /var/log/xen/console/guest-$NAME*.log" 2>&1 | sed 's/^/    /' >&2 || true
             done
+            if [[ $STAGE == libvirt-* ]]; then
+                for n in 1 2; do
+                    hssh "$n" "tail -n 30 /var/log/libvirt/libxl/*.log" 2>&1 | sed "s/^/    host $n libxl: /" >&2 || true
+                done
+            fi
             tail_log "$RUN_DIR/tgtd.log" 20
             tail_log "$RUN_DIR/nbd-server.log" 20
             ;;
@@ -215,6 +223,48 @@ step phy-localhost "$G_PHY" "$H1" "$H1" "phy guest, create + localhost migration
 shut_down 1 "$NAME"
 hssh 1 "iscsiadm -m node -T $PHY_IQN -p $OUTER_ADDR:3260 --logout >/dev/null" || die "host 1: iSCSI logout from $PHY_IQN failed"
 
+# libvirt's libxl driver (libvirtd in both dom0s), driven from here over xen+ssh: first
+# libvirt's own reading of our xl.cfg must describe the guest our domain XML describes;
+# then the iSCSI PV guest through virsh host 1 -> host 2, and round the ring of both hosts
+# twice (adopting the guest on host 2), every check after every hop.
+NAME=busybox-iscsi
+timed libvirt-xl-cfg-vs-xml
+hssh 1 "virsh -q -c xen:///system domxml-from-native xen-xl $G_ISCSI/$NAME.cfg" >"$REPORT_DIR/libvirt-from-xl-cfg.xml" \
+    || die "virsh domxml-from-native xen-xl on host 1 failed"
+bash "$REPO_ROOT/tests/libvirt/compare-xml.sh" "$REPORT_DIR/libvirt-from-xl-cfg.xml" "$G_ISCSI/$NAME.xen.xml" >&2 \
+    || die "libvirt's translation of $NAME.cfg and our $NAME.xen.xml describe different guests"
+U1="xen+ssh://root@$HOST1_ADDR/system?command=$RUN_DIR/ssh"
+U2="xen+ssh://root@$HOST2_ADDR/system?command=$RUN_DIR/ssh"
+lv_step() { # lv_step REPORT WHAT ARGS...: one imgrun check through libvirt
+    local name=$1 what=$2 rc=0
+    shift 2
+    in_ns "$IMGRUN" migrate-check --threshold-ms "$GAP_LIMIT_MS" --migrate-timeout-s 600 --json "$@" "$G_ISCSI" \
+        >"$REPORT_DIR/report-$name.json" 2> >(tee "$REPORT_DIR/imgrun-$name.log" >&2) || rc=$?
+    cat "$REPORT_DIR/report-$name.json"
+    [ $rc -eq 0 ] || die "imgrun: $what failed (exit $rc)"
+    jq -e '.backend == "libvirt"' "$REPORT_DIR/report-$name.json" >/dev/null || die "$what: not the libvirt backend"
+}
+timed libvirt-xen-host1-to-host2
+lv_step libvirt-host1-host2 "libvirt (libxl): iSCSI guest, host 1 -> host 2" --libvirt "$U1" "$U2"
+hssh 2 "virsh -q -c xen:///system list --persistent --name" | grep -qx "$NAME" \
+    || die "libvirt: $NAME is not defined on host 2 after --persistent"
+hssh 1 "virsh -q -c xen:///system list --all --name" | grep -qx "$NAME" \
+    && die "libvirt: $NAME is still defined on host 1 after --undefinesource"
+timed libvirt-xen-ring
+lv_step libvirt-ring "libvirt (libxl): the ring host 2 -> 1 -> 2, twice" --hosts "$U2,$U1" --repeat 2
+jq -e '(.migrations | length) == 4 and ([.migrations[].passed] | all)' "$REPORT_DIR/report-libvirt-ring.json" >/dev/null \
+    || die "libvirt ring: not 4 passing hops"
+timed libvirt-xen-shutdown
+hssh 2 "virsh -q -c xen:///system shutdown $NAME" >/dev/null || die "virsh shutdown $NAME on host 2 failed"
+for _ in $(seq 60); do
+    st=$(hssh 2 "virsh -q -c xen:///system domstate $NAME" 2>/dev/null || true)
+    [ "$st" = "shut off" ] && break
+    sleep 2
+done
+[ "$st" = "shut off" ] || die "$NAME on host 2 did not power off after virsh shutdown (state: $st)"
+hssh 2 "virsh -q -c xen:///system undefine $NAME" >/dev/null || die "virsh undefine $NAME on host 2 failed"
+in_ns "$IMGRUN" storage detach "$G_ISCSI" "$H2" >&2 || die "imgrun storage detach on host 2 failed"
+
 # Debian 12's current Xen: its hypervisor has no shadow paging, so a PV guest cannot
 # live-migrate there. The preflight must say so before anything is created.
 timed boot-hosts-current
@@ -286,7 +336,7 @@ timed teardown
 storage_cleanup
 hosts_cleanup
 timed done
-gap() { jq -r '.migrations[] | "\(.from) -> \(.to): xl migrate \(.elapsed_ms) ms, probe gap \(.probe.longest_gap_ms) ms"' "$1"; }
+gap() { jq -r '.migrations[] | "\(.from) -> \(.to): migrate \(.elapsed_ms) ms, hypervisor downtime \(.stats.downtime_ms // "-") ms, probe gap \(.probe.longest_gap_ms) ms"' "$1"; }
 {
     echo "# nested Xen run $(date -u +%FT%TZ), Xen $PINNED_VERSION (then $XEN_VERSION), QEMU $(qemu-system-x86_64 --version | head -n1 | awk '{print $4}')"
     echo "iSCSI PV, localhost:"
@@ -297,6 +347,10 @@ gap() { jq -r '.migrations[] | "\(.from) -> \(.to): xl migrate \(.elapsed_ms) ms
     gap "$REPORT_DIR/report-nbd-localhost.json"
     echo "phy PV, localhost:"
     gap "$REPORT_DIR/report-phy-localhost.json"
+    echo "libvirt (libxl) iSCSI PV, host 1 -> host 2:"
+    gap "$REPORT_DIR/report-libvirt-host1-host2.json"
+    echo "libvirt (libxl) iSCSI PV, ring 2 -> 1 -> 2, twice:"
+    gap "$REPORT_DIR/report-libvirt-ring.json"
     echo "iSCSI PVH (shadow), localhost:"
     gap "$REPORT_DIR/report-pvh-localhost.json"
     echo "iSCSI PVH (shadow), host 1 -> host 2:"

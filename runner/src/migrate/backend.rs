@@ -84,11 +84,16 @@ pub trait Backend {
         Vec::new()
     }
 
-    /// A UDP socket that reaches the guest's address.
-    fn udp_socket(&self) -> std::io::Result<UdpSocket>;
+    /// A UDP socket that reaches the guest's address; by default one of
+    /// this process's network (QEMU: inside its private namespace).
+    fn udp_socket(&self) -> std::io::Result<UdpSocket> {
+        UdpSocket::bind(("0.0.0.0", 0))
+    }
 
-    /// A TCP connection to the guest.
-    fn connect(&self, target: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream>;
+    /// A TCP connection to the guest; by default from this process's network.
+    fn connect(&self, target: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+        TcpStream::connect_timeout(&target, timeout)
+    }
 
     /// How long the guest may take to answer once a migration ended.
     fn answer_timeout(&self) -> Duration;

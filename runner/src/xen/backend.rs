@@ -7,7 +7,6 @@
 //! info` is read and the [`preflight`] refuses a route with a host that
 //! cannot run or live-migrate the guest.
 
-use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -20,6 +19,7 @@ use super::xl;
 use super::xlcfg::{XlCfg, XlCfgError};
 use crate::cancel::{Cancel, Interrupted};
 use crate::guest::{GuestDir, GuestError};
+use crate::host_files::{self, FileError, FileKind};
 use crate::migrate::{self, Backend, BackendError, CheckOptions, Event, Leg, Outcome, Placement};
 use crate::report::{GuestLocation, HostReport, MigrationStats};
 use crate::storage::attach::StorageError;
@@ -81,12 +81,8 @@ pub enum XenError {
         cmd: String,
         tail: String,
     },
-    #[error("on {host}: {path}: {why}")]
-    Artifact {
-        host: String,
-        path: PathBuf,
-        why: String,
-    },
+    #[error(transparent)]
+    Files(#[from] FileError),
     #[error(
         "guest {name} is already running on {host}, not on the first host of the route; migrate or destroy it first"
     )]
@@ -98,7 +94,10 @@ pub enum XenError {
 impl From<XenError> for BackendError {
     fn from(e: XenError) -> BackendError {
         match e {
-            XenError::Host(HostError::Interrupted { .. }) => BackendError::Interrupted(Interrupted),
+            XenError::Host(HostError::Interrupted { .. })
+            | XenError::Files(FileError::Host(HostError::Interrupted { .. })) => {
+                BackendError::Interrupted(Interrupted)
+            }
             e => BackendError::failed(e),
         }
     }
@@ -291,57 +290,16 @@ impl XenBackend {
             .map(Path::to_path_buf)
             .collect();
         for path in files {
-            let p = path.to_string_lossy().into_owned();
-            let local = std::fs::metadata(&path).ok().map(|md| md.len());
-            let out = self.host(h).run(
-                &["stat", "-L", "-c", "%s", p.as_str()],
-                CMD_TIMEOUT,
-                &self.cancel,
-            )?;
-            let remote: Option<u64> = out
-                .success
-                .then(|| out.stdout.trim().parse().ok())
-                .flatten();
-            if remote.is_some() && (local.is_none() || remote == local) {
-                continue;
-            }
-            let is_disk = self.cfg.disks.contains(&path);
-            let why = match remote {
-                None => "missing".to_string(),
-                Some(r) => format!("{r} bytes there, {} here", local.unwrap_or(0)),
+            let kind = if self.cfg.disks.contains(&path) {
+                FileKind::Disk
+            } else {
+                FileKind::Copyable
             };
-            if is_disk || !self.o.copy_missing || local.is_none() || self.host(h) == &XenHost::Local
-            {
-                return Err(XenError::Artifact {
-                    host: self.host(h).name().to_string(),
-                    path,
-                    why: if is_disk {
-                        format!("{why}; the disk must be at this path on storage both hosts share")
-                    } else {
-                        why
-                    },
-                });
+            let copied =
+                host_files::ensure(self.host(h), &path, kind, self.o.copy_missing, &self.cancel)?;
+            if let Some(note) = copied {
+                progress(&Event::Note(note));
             }
-            let script = "mkdir -p \"$(dirname \"$1\")\" && cat >\"$1.imgrun-tmp\" && mv \"$1.imgrun-tmp\" \"$1\"";
-            let argv = ["sh", "-c", script, "sh", p.as_str()];
-            let out = self.host(h).run_with(
-                &argv,
-                Some(&path),
-                Duration::from_secs(600),
-                &self.cancel,
-            )?;
-            if !out.success {
-                return Err(XenError::Artifact {
-                    host: self.host(h).name().to_string(),
-                    path,
-                    why: format!("copy failed: {}", out.tail(500)),
-                });
-            }
-            progress(&Event::Note(format!(
-                "copied {} to {}",
-                path.display(),
-                self.host(h).name()
-            )));
         }
         Ok(())
     }
@@ -543,14 +501,6 @@ impl Backend for XenBackend {
         self.hosts
             .get(host)
             .map_or_else(|| "?".to_string(), |h| h.name().to_string())
-    }
-
-    fn udp_socket(&self) -> std::io::Result<UdpSocket> {
-        UdpSocket::bind(("0.0.0.0", 0))
-    }
-
-    fn connect(&self, target: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
-        TcpStream::connect_timeout(&target, timeout)
     }
 
     fn answer_timeout(&self) -> Duration {
