@@ -171,10 +171,11 @@ impl DomainXml {
         // migration safe on shared storage (the page cache of the source
         // would otherwise hold writes the destination cannot see).
         let (file_driver, target) = match self.hypervisor {
-            Hypervisor::Xen(_) => (
-                "<driver name='qemu' type='raw'/>",
-                "<target dev='xvda' bus='xen'/>",
-            ),
+            // Xen: no driver, so libxl picks the backend as it does for the
+            // xl.cfg's disk (a loop device under blkback for a raw file; the
+            // `qemu` driver would need a device model, which PV and PVH
+            // hosts need not have).
+            Hypervisor::Xen(_) => ("", "<target dev='xvda' bus='xen'/>"),
             Hypervisor::Kvm => (
                 "<driver name='qemu' type='raw' cache='none'/>",
                 "<target dev='vda' bus='virtio'/>",
@@ -183,7 +184,9 @@ impl DomainXml {
         match &self.disk {
             DiskSource::File(path) => {
                 let _ = writeln!(s, "    <disk type='file' device='disk'>");
-                let _ = writeln!(s, "      {file_driver}");
+                if !file_driver.is_empty() {
+                    let _ = writeln!(s, "      {file_driver}");
+                }
                 let _ = writeln!(s, "      <source file='{}'/>", e(path));
             }
             DiskSource::Block(dev) => {
@@ -287,7 +290,6 @@ mod tests {
   <on_crash>destroy</on_crash>
   <devices>
     <disk type='file' device='disk'>
-      <driver name='qemu' type='raw'/>
       <source file='/srv/out/busybox/rootfs.img'/>
       <target dev='xvda' bus='xen'/>
     </disk>

@@ -11,12 +11,14 @@
 #     3b. phy PV guest (a block device the host has): xl create + localhost migration
 #     3c. libvirt (libvirtd with the libxl driver in both dom0s, virsh over xen+ssh):
 #         `virsh domxml-from-native xen-xl` of our xl.cfg = our domain XML; the iSCSI
-#         guest host 1 -> host 2; the ring (--hosts, 2 URIs, --repeat 2); virsh shutdown
+#         guest round the ring host 1 -> 2 -> 1 twice (--hosts, 2 URIs, --repeat 2),
+#         every check after every hop; virsh shutdown
 #   Debian 12's current Xen (the security build, no shadow paging):
 #     4. the preflight refuses the PV migration (exit 2, the host and the missing
 #        capability named, nothing created)
 #   pinned Xen with SVM exposed, shadow paging for HVM (hap=0):
 #     5. iSCSI PVH guest: create + localhost migration, then host 1 -> host 2
+#     5b. the same through libvirt (xenpvh): create, host 1 -> host 2, virsh shutdown
 #
 # Usage: tests/xen/run-nested.sh
 # Env:   IMGBUILD_SKIP_XEN=1        skip (prints why; for quick local runs)
@@ -225,8 +227,8 @@ hssh 1 "iscsiadm -m node -T $PHY_IQN -p $OUTER_ADDR:3260 --logout >/dev/null" ||
 
 # libvirt's libxl driver (libvirtd in both dom0s), driven from here over xen+ssh: first
 # libvirt's own reading of our xl.cfg must describe the guest our domain XML describes;
-# then the iSCSI PV guest through virsh host 1 -> host 2, and round the ring of both hosts
-# twice (adopting the guest on host 2), every check after every hop.
+# then the iSCSI PV guest defined on host 1 and migrated round the ring of both hosts twice
+# (host 1 -> 2 -> 1 -> 2 -> 1), every check after every hop.
 NAME=busybox-iscsi
 timed libvirt-xl-cfg-vs-xml
 hssh 1 "virsh -q -c xen:///system domxml-from-native xen-xl $G_ISCSI/$NAME.cfg" >"$REPORT_DIR/libvirt-from-xl-cfg.xml" \
@@ -235,35 +237,49 @@ bash "$REPO_ROOT/tests/libvirt/compare-xml.sh" "$REPORT_DIR/libvirt-from-xl-cfg.
     || die "libvirt's translation of $NAME.cfg and our $NAME.xen.xml describe different guests"
 U1="xen+ssh://root@$HOST1_ADDR/system?command=$RUN_DIR/ssh"
 U2="xen+ssh://root@$HOST2_ADDR/system?command=$RUN_DIR/ssh"
-lv_step() { # lv_step REPORT WHAT ARGS...: one imgrun check through libvirt
-    local name=$1 what=$2 rc=0
+lv_step() { # lv_step REPORT WHAT ARGS... [-- GUEST_DIR]: one imgrun check through libvirt
+    local name=$1 what=$2 rc=0 guest=$G_ISCSI a=()
     shift 2
-    in_ns "$IMGRUN" migrate-check --threshold-ms "$GAP_LIMIT_MS" --migrate-timeout-s 600 --json "$@" "$G_ISCSI" \
+    while [ $# -gt 0 ]; do
+        if [ "$1" = -- ]; then guest=$2; break; fi
+        a+=("$1")
+        shift
+    done
+    set -- "${a[@]}"
+    in_ns "$IMGRUN" migrate-check --threshold-ms "$GAP_LIMIT_MS" --migrate-timeout-s 600 --json "$@" "$guest" \
         >"$REPORT_DIR/report-$name.json" 2> >(tee "$REPORT_DIR/imgrun-$name.log" >&2) || rc=$?
     cat "$REPORT_DIR/report-$name.json"
     [ $rc -eq 0 ] || die "imgrun: $what failed (exit $rc)"
     jq -e '.backend == "libvirt"' "$REPORT_DIR/report-$name.json" >/dev/null || die "$what: not the libvirt backend"
 }
-timed libvirt-xen-host1-to-host2
-lv_step libvirt-host1-host2 "libvirt (libxl): iSCSI guest, host 1 -> host 2" --libvirt "$U1" "$U2"
-hssh 2 "virsh -q -c xen:///system list --persistent --name" | grep -qx "$NAME" \
-    || die "libvirt: $NAME is not defined on host 2 after --persistent"
-hssh 1 "virsh -q -c xen:///system list --all --name" | grep -qx "$NAME" \
-    && die "libvirt: $NAME is still defined on host 1 after --undefinesource"
+# lv_shut_down N NAME: `virsh shutdown` on host N; the guest must power itself off; undefine.
+lv_shut_down() {
+    local n=$1 name=$2 st=
+    hssh "$n" "virsh -q -c xen:///system shutdown $name" >/dev/null || die "virsh shutdown $name on host $n failed"
+    for _ in $(seq 60); do
+        st=$(hssh "$n" "virsh -q -c xen:///system domstate $name" 2>/dev/null || true)
+        [ "$st" = "shut off" ] && break
+        sleep 2
+    done
+    [ "$st" = "shut off" ] || die "$name on host $n did not power off after virsh shutdown (state: $st)"
+    hssh "$n" "virsh -q -c xen:///system undefine $name" >/dev/null || die "virsh undefine $name on host $n failed"
+}
 timed libvirt-xen-ring
-lv_step libvirt-ring "libvirt (libxl): the ring host 2 -> 1 -> 2, twice" --hosts "$U2,$U1" --repeat 2
+# The ring from host 1 (virsh define + start there): host 1 -> 2 -> 1, twice round, every
+# check after every hop. (--libvirt SRC DST, the same backend with a two-host route, is
+# tests/libvirt/run-qemu.sh's.)
+lv_step libvirt-ring "libvirt (libxl): the ring host 1 -> 2 -> 1, twice" --hosts "$U1,$U2" --repeat 2
 jq -e '(.migrations | length) == 4 and ([.migrations[].passed] | all)' "$REPORT_DIR/report-libvirt-ring.json" >/dev/null \
     || die "libvirt ring: not 4 passing hops"
+jq -e '[.migrations[] | "\(.from)>\(.to)"] == ["xenhost1>xenhost2","xenhost2>xenhost1","xenhost1>xenhost2","xenhost2>xenhost1"]' \
+    "$REPORT_DIR/report-libvirt-ring.json" >/dev/null || die "libvirt ring: not host 1 -> 2 -> 1 -> 2 -> 1"
+hssh 1 "virsh -q -c xen:///system list --persistent --name" | grep -qx "$NAME" \
+    || die "libvirt: $NAME is not defined on host 1 after --persistent"
+hssh 2 "virsh -q -c xen:///system list --all --name" | grep -qx "$NAME" \
+    && die "libvirt: $NAME is still defined on host 2 after --undefinesource"
 timed libvirt-xen-shutdown
-hssh 2 "virsh -q -c xen:///system shutdown $NAME" >/dev/null || die "virsh shutdown $NAME on host 2 failed"
-for _ in $(seq 60); do
-    st=$(hssh 2 "virsh -q -c xen:///system domstate $NAME" 2>/dev/null || true)
-    [ "$st" = "shut off" ] && break
-    sleep 2
-done
-[ "$st" = "shut off" ] || die "$NAME on host 2 did not power off after virsh shutdown (state: $st)"
-hssh 2 "virsh -q -c xen:///system undefine $NAME" >/dev/null || die "virsh undefine $NAME on host 2 failed"
-in_ns "$IMGRUN" storage detach "$G_ISCSI" "$H2" >&2 || die "imgrun storage detach on host 2 failed"
+lv_shut_down 1 "$NAME"
+in_ns "$IMGRUN" storage detach "$G_ISCSI" "$H1" >&2 || die "imgrun storage detach on host 1 failed"
 
 # Debian 12's current Xen: its hypervisor has no shadow paging, so a PV guest cannot
 # live-migrate there. The preflight must say so before anything is created.
@@ -331,6 +347,14 @@ hssh 1 "xl list -l $NAME" | grep -q '"type": "pvh"' || die "$NAME on host 1 is n
 timed pvh-host1-to-host2
 step pvh-host1-host2 "$G_PVH" "$H1" "$H2" "PVH guest, migration host 1 -> host 2"
 shut_down 2 "$NAME"
+in_ns "$IMGRUN" storage detach "$G_PVH" "$H2" >&2 || die "imgrun storage detach (PVH) on host 2 failed"
+
+# The PVH guest through libvirt too (its <name>.xen.xml: os type xenpvh): create on host 1,
+# host 1 -> host 2 with every check, virsh shutdown.
+timed libvirt-pvh-host1-to-host2
+lv_step libvirt-pvh-host1-host2 "libvirt (libxl): PVH guest, host 1 -> host 2" --libvirt "$U1" "$U2" -- "$G_PVH"
+hssh 2 "xl list -l $NAME" | grep -q '"type": "pvh"' || die "libvirt's $NAME on host 2 is not a PVH domain (xl list -l)"
+lv_shut_down 2 "$NAME"
 
 timed teardown
 storage_cleanup
@@ -347,14 +371,14 @@ gap() { jq -r '.migrations[] | "\(.from) -> \(.to): migrate \(.elapsed_ms) ms, h
     gap "$REPORT_DIR/report-nbd-localhost.json"
     echo "phy PV, localhost:"
     gap "$REPORT_DIR/report-phy-localhost.json"
-    echo "libvirt (libxl) iSCSI PV, host 1 -> host 2:"
-    gap "$REPORT_DIR/report-libvirt-host1-host2.json"
-    echo "libvirt (libxl) iSCSI PV, ring 2 -> 1 -> 2, twice:"
+    echo "libvirt (libxl) iSCSI PV, ring 1 -> 2 -> 1, twice:"
     gap "$REPORT_DIR/report-libvirt-ring.json"
     echo "iSCSI PVH (shadow), localhost:"
     gap "$REPORT_DIR/report-pvh-localhost.json"
     echo "iSCSI PVH (shadow), host 1 -> host 2:"
     gap "$REPORT_DIR/report-pvh-host1-host2.json"
+    echo "libvirt (libxl) iSCSI PVH (shadow), host 1 -> host 2:"
+    gap "$REPORT_DIR/report-libvirt-pvh-host1-host2.json"
 } >>"$TIMINGS"
 echo "==== nested Xen test: timings ====" >&2
 cat "$TIMINGS" >&2
