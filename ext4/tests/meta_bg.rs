@@ -87,28 +87,6 @@ fn small_tree(b: &mut FsBuilder) -> Vec<(String, Vec<u8>)> {
     files
 }
 
-fn read_back(img: &Path, files: &[(String, Vec<u8>)]) {
-    if files.is_empty() {
-        return;
-    }
-    let d = Scratch::new("mbcat");
-    let cmds: Vec<String> = files
-        .iter()
-        .enumerate()
-        .map(|(i, (p, _))| format!("dump {p} {}", d.path(&i.to_string()).display()))
-        .collect();
-    common::debugfs(img, &cmds);
-    for (i, (p, data)) in files.iter().enumerate() {
-        let got = std::fs::read(d.path(&i.to_string())).unwrap_or_default();
-        assert!(
-            got == *data,
-            "{p}: {} bytes back, {} written",
-            got.len(),
-            data.len()
-        );
-    }
-}
-
 /// Builds an empty and a small tree at `size`, checks them with e2fsck, and
 /// compares superblock facts and where the descriptor copies are with
 /// mke2fs's for the same size (`theirs`: a mke2fs image of it, or none).
@@ -144,7 +122,7 @@ fn build_and_check(dir: &Path, bs: BlockSize, size: u64, theirs: Option<&Path>, 
             }
             assert_eq!(&copies(&img, groups), tc, "{size} bytes, {bs:?}");
         }
-        read_back(&img, &files);
+        common::contents_intact(&img, &files);
         eprintln!(
             "{size} bytes, {bs:?}, {} files: e2fsck, dumpe2fs, debugfs agree",
             files.len()

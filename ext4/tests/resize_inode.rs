@@ -82,26 +82,6 @@ fn build(img: &Path, o: Options, files: &[(String, Vec<u8>)]) {
     b.write(img).unwrap();
 }
 
-/// Every file reads back with debugfs as written.
-fn contents_intact(img: &Path, files: &[(String, Vec<u8>)]) {
-    let d = Scratch::new("cat");
-    let cmds: Vec<String> = files
-        .iter()
-        .enumerate()
-        .map(|(i, (p, _))| format!("dump {p} {}", d.path(&i.to_string()).display()))
-        .collect();
-    common::debugfs(img, &cmds);
-    for (i, (p, data)) in files.iter().enumerate() {
-        let got = std::fs::read(d.path(&i.to_string())).unwrap_or_default();
-        assert!(
-            got == *data,
-            "{p}: {} bytes back, {} written",
-            got.len(),
-            data.len()
-        );
-    }
-}
-
 fn resize2fs(img: &Path, args: &[&str]) {
     let out = Command::new(tool("resize2fs"))
         .arg("-f")
@@ -242,7 +222,7 @@ fn resize2fs_grows_into_the_reserved_gdt_blocks_and_shrinks() {
             .unwrap();
         resize2fs(&img, &[]);
         common::e2fsck(&img);
-        contents_intact(&img, &files);
+        common::contents_intact(&img, &files);
         let after = dumpe2fs(&img);
         assert_eq!(num(&after, "Block count"), 4 * size / u64::from(bs.bytes()));
         // The new descriptor blocks came out of the reserved ones: nothing moved.
@@ -260,12 +240,12 @@ fn resize2fs_grows_into_the_reserved_gdt_blocks_and_shrinks() {
         // Shrink to the smallest size, then grow to a size in between.
         resize2fs(&img, &["-M"]);
         common::e2fsck(&img);
-        contents_intact(&img, &files);
+        common::contents_intact(&img, &files);
         let min = num(&dumpe2fs(&img), "Block count");
         assert!(min < size / u64::from(bs.bytes()), "{min}");
         resize2fs(&img, &[&format!("{}K", (2 * size) >> 10)]);
         common::e2fsck(&img);
-        contents_intact(&img, &files);
+        common::contents_intact(&img, &files);
         std::fs::remove_file(&img).unwrap();
     }
 }

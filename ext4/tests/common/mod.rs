@@ -103,6 +103,30 @@ pub struct Expect {
     pub meta: Metadata,
 }
 
+/// Every file (`(path in the image, contents)`) reads back with debugfs's
+/// `dump` byte for byte as written.
+pub fn contents_intact(img: &Path, files: &[(String, Vec<u8>)]) {
+    if files.is_empty() {
+        return;
+    }
+    let d = Scratch::new("dump");
+    let cmds: Vec<String> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (p, _))| format!("dump {p} {}", d.path(&i.to_string()).display()))
+        .collect();
+    debugfs(img, &cmds);
+    for (i, (p, data)) in files.iter().enumerate() {
+        let got = std::fs::read(d.path(&i.to_string())).unwrap_or_default();
+        assert!(
+            got == *data,
+            "{p}: {} bytes back, {} written",
+            got.len(),
+            data.len()
+        );
+    }
+}
+
 /// Resolves hard links and file data so checks compare final contents.
 pub fn content_of(data: &FileData) -> Vec<u8> {
     match data {
