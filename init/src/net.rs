@@ -86,6 +86,13 @@ pub fn configure<S: Sys>(sys: &mut S, net: &NetConfig, wait: Duration) -> bool {
             }
         }
     }
+    // The kernel announces the address (a gratuitous ARP) when the link
+    // comes up: a host that tried to reach the guest while it booted has
+    // its answer at once instead of at its next ARP retry (up to 1 s).
+    let notify = format!("/proc/sys/net/ipv4/conf/{iface}/arp_notify");
+    if let Err(e) = sys.write_file(&notify, "1") {
+        sys.log(&format!("{notify}: {e}; no gratuitous ARP"));
+    }
     if let Err(e) = sys.add_address(iface, net.address.addr(), net.address.prefix()) {
         sys.log(&format!("adding {} to {iface} failed: {e}", net.address));
         return false;
@@ -162,6 +169,7 @@ mod tests {
             sys.calls,
             [
                 "link_mac eth0 00:16:3e:00:00:01",
+                "write /proc/sys/net/ipv4/conf/eth0/arp_notify \"1\"",
                 "addr eth0 10.99.0.2/24",
                 "link_up eth0",
                 "route default via 10.99.0.1 dev eth0",

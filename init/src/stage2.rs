@@ -93,6 +93,7 @@ mod tests {
                 "load_module /lib/modules/6.1.0-56-amd64/kernel/net/core/failover.ko",
                 "load_module /lib/modules/6.1.0-56-amd64/kernel/drivers/net/virtio_net.ko",
                 "link_up lo",
+                "write /proc/sys/net/ipv4/conf/eth0/arp_notify \"1\"",
                 "addr eth0 10.99.0.2/24",
                 "link_up eth0",
                 "route default via 10.99.0.1 dev eth0",

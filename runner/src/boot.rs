@@ -11,6 +11,7 @@ use crate::guest::GuestDir;
 use crate::netns::{self, NetNs, TAPS};
 use crate::qemu::argv::{Accel, Console};
 use crate::qemu::backend::QemuError;
+use crate::qemu::boot_plan::BootMode;
 use crate::qemu::process::{ProcessError, QemuProcess};
 use crate::qemu::session::Host;
 
@@ -22,6 +23,8 @@ pub struct BootOptions {
     pub log_dir: Option<PathBuf>,
     /// Further read-only disks (vdb, …).
     pub extra_disks: Vec<PathBuf>,
+    pub boot: BootMode,
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Boots the guest and returns when QEMU exits (Ctrl-A x, guest poweroff) or
@@ -40,7 +43,18 @@ pub fn boot(g: &GuestDir, o: &BootOptions, cancel: &Cancel) -> Result<ExitStatus
         }
         None => None,
     };
-    let host = Host::prepare(&o.qemu, o.accel, o.log_dir.as_deref(), &kernel)?;
+    let host = Host::prepare(
+        &o.qemu,
+        o.accel,
+        o.log_dir.as_deref(),
+        &kernel,
+        &g.path(Output::Initramfs)?,
+        o.boot,
+        o.cache_dir.as_deref(),
+    )?;
+    for note in &host.boot.notes {
+        eprintln!("imgrun: note: {note}\r");
+    }
     let ns = match &net {
         Some((n, bridge)) => Some(
             NetNs::create(*bridge, n.address.prefix())
@@ -60,7 +74,7 @@ pub fn boot(g: &GuestDir, o: &BootOptions, cancel: &Cancel) -> Result<ExitStatus
     eprintln!(
         "imgrun: booting {} with {}; console log {}\r",
         g.name(),
-        host.describe(),
+        host.describe_boot(),
         cfg.console_log.display(),
     );
     match (&ns, &net) {

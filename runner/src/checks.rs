@@ -375,6 +375,7 @@ mod tests {
                 duration_ms: 1000.0,
                 longest_gap_ms: 42.0,
                 gap_start_ms: 300.0,
+                icmp: None,
             }),
             threshold: Some(GapLimit::Max(Duration::from_millis(1000))),
             dirty: Some(Ok(PageCheck {
@@ -480,6 +481,7 @@ mod tests {
             duration_ms: 20000.0,
             longest_gap_ms: gap,
             gap_start_ms: 100.0,
+            icmp: None,
         };
         let max = |ms| GapLimit::Max(Duration::from_millis(ms));
         // (gap ms, answers, limit, passed, informational)

@@ -16,6 +16,7 @@ pub mod cancel;
 pub mod checks;
 pub mod guest;
 pub mod host_files;
+pub mod icmp;
 pub mod libvirt;
 pub mod migrate;
 pub mod netns;

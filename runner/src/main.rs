@@ -13,6 +13,7 @@ use imgrun::libvirt::{LibvirtBackend, LibvirtConfig, LibvirtError, VirtType};
 use imgrun::migrate::{self, Backend, CheckOptions, Event};
 use imgrun::qemu::argv::Accel;
 use imgrun::qemu::backend::{QemuBackend, QemuConfig, Transport};
+use imgrun::qemu::boot_plan::BootMode;
 use imgrun::report::Report;
 use imgrun::xen::preflight::PreflightError;
 use imgrun::xen::{XenBackend, XenConfig, XenError};
@@ -65,6 +66,31 @@ struct Common {
     /// Directory for console logs and sockets (default: a new one under $TMPDIR).
     #[arg(long)]
     log_dir: Option<PathBuf>,
+    /// QEMU: boot as releases before the fast boot did — SeaBIOS, the
+    /// bzImage and initramfs as built, the manifest's command line as it
+    /// is; migrate-check also starts the destination only once the source
+    /// answered and settles 3 s. The default boots the same kernel through
+    /// its PVH entry (the bzImage's payload) and the initramfs uncompressed
+    /// (both unpacked once into $IMGRUN_CACHE, else $XDG_CACHE_HOME/imgrun
+    /// or ~/.cache/imgrun) from qboot, with parameters that skip boot-time
+    /// self-tests (docs/imgrun.md).
+    #[arg(long)]
+    legacy_boot: bool,
+}
+
+impl Common {
+    fn boot_mode(&self) -> BootMode {
+        if self.legacy_boot {
+            BootMode::Legacy
+        } else {
+            BootMode::Fast
+        }
+    }
+}
+
+/// The runner's cache (the PVH kernel, the uncompressed initramfs).
+fn cache_dir() -> Option<PathBuf> {
+    imgrun::qemu::boot_cache::dir_from_env()
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,9 +175,11 @@ enum Command {
         /// How long the guest may take to answer after boot.
         #[arg(long, default_value_t = 90)]
         boot_timeout_s: u64,
-        /// Re-check the destination this long after completion (late crashes).
-        #[arg(long, default_value_t = 3000)]
-        settle_ms: u64,
+        /// Re-check the destination this long after completion (late
+        /// crashes); default 1000 under QEMU, 3000 with --legacy-boot,
+        /// --xen or --libvirt.
+        #[arg(long, value_name = "MS")]
+        settle_ms: Option<u64>,
     },
     /// The guest's storage: `push` writes its image there; `attach`,
     /// `detach` and `check` a Xen host's access to it.
@@ -210,9 +238,11 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
                 anyhow::ensure!(d.is_file(), "--disk {}: no such file", d.display());
             }
             let opts = imgrun::boot::BootOptions {
+                boot: c.boot_mode(),
                 qemu: c.qemu,
                 accel: accel(c.accel),
                 log_dir: c.log_dir,
+                cache_dir: cache_dir(),
                 extra_disks: disks,
             };
             let status = imgrun::boot::boot(&g, &opts, cancel)?;
@@ -261,7 +291,13 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
                 migrate_timeout: Duration::from_secs(
                     migrate_timeout_s.unwrap_or(if kind == "qemu" { 120 } else { 600 }),
                 ),
-                settle: Duration::from_millis(settle_ms),
+                settle: Duration::from_millis(settle_ms.unwrap_or(
+                    if kind == "qemu" && !common.legacy_boot {
+                        1000
+                    } else {
+                        3000
+                    },
+                )),
             };
             let mut progress = |e: &Event| eprintln!("imgrun: {e}");
             let lv = match (libvirt, hosts) {
@@ -298,6 +334,9 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
                 }
                 (None, None) => {
                     let cfg = QemuConfig {
+                        boot: common.boot_mode(),
+                        early_destination: !common.legacy_boot,
+                        cache_dir: cache_dir(),
                         qemu: common.qemu,
                         accel: accel(common.accel),
                         log_dir: common.log_dir,

@@ -1,4 +1,6 @@
-//! The downtime a client sees: a UDP request every 10 ms, each answer timestamped.
+//! The downtime a client sees: a UDP request every 10 ms, each answer
+//! timestamped; beside it, where a raw socket can be had, an ICMP echo
+//! every 10 ms, which the guest's kernel answers without the init.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -8,6 +10,19 @@ use std::time::{Duration, Instant};
 
 use guest_contract::status::{ProbeReply, Request, probe_tag};
 use serde::Serialize;
+
+use crate::icmp::IcmpSocket;
+
+/// What the ICMP echo beside the UDP probe saw (answered by the guest's
+/// kernel, not by its status service).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct EchoSummary {
+    pub sent: u64,
+    pub answered: u64,
+    /// As [`ProbeSummary::longest_gap_ms`], on the same clock.
+    pub longest_gap_ms: f64,
+    pub gap_start_ms: f64,
+}
 
 /// What the probe saw.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -25,6 +40,9 @@ pub struct ProbeSummary {
     pub longest_gap_ms: f64,
     /// When that gap began, in ms after the probe started.
     pub gap_start_ms: f64,
+    /// The ICMP echo's view of the same window (none: no raw socket here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icmp: Option<EchoSummary>,
 }
 
 /// Longest gap between consecutive answer times (offsets from the start),
@@ -57,41 +75,95 @@ pub fn request_number(reply: &[u8]) -> Option<u64> {
 pub struct Probe {
     stop: Arc<AtomicBool>,
     handle: JoinHandle<ProbeSummary>,
+    echo: Option<JoinHandle<EchoSummary>>,
 }
 
 impl Probe {
     /// Starts probing `target` from `sock` (created inside the namespace) and
     /// returns once the first answer came back (or after a second without
     /// one), so that the probe certainly covers what follows.
+    /// `icmp`, when given, pings `target`'s address on the same clock.
     pub fn start(
         sock: UdpSocket,
+        icmp: Option<IcmpSocket>,
         target: SocketAddr,
         interval: Duration,
     ) -> std::io::Result<Probe> {
         sock.set_read_timeout(Some(Duration::from_millis(1)))?;
         let stop = Arc::new(AtomicBool::new(false));
+        let start = Instant::now();
+        let echo = match (icmp, target.ip()) {
+            (Some(icmp), std::net::IpAddr::V4(to)) => {
+                let flag = Arc::clone(&stop);
+                Some(std::thread::spawn(move || {
+                    echo(&icmp, to, start, interval, &flag)
+                }))
+            }
+            _ => None,
+        };
         let flag = Arc::clone(&stop);
         let (ready_tx, ready) = std::sync::mpsc::channel();
-        let handle = std::thread::spawn(move || run(&sock, target, interval, &flag, &ready_tx));
+        let handle =
+            std::thread::spawn(move || run(&sock, target, start, interval, &flag, &ready_tx));
         let _ = ready.recv_timeout(Duration::from_secs(2));
-        Ok(Probe { stop, handle })
+        Ok(Probe { stop, handle, echo })
     }
 
     /// Stops the probe and returns what it saw.
     pub fn finish(self) -> ProbeSummary {
         self.stop.store(true, Ordering::SeqCst);
-        self.handle.join().unwrap_or_default()
+        let mut s = self.handle.join().unwrap_or_default();
+        s.icmp = self.echo.and_then(|h| h.join().ok());
+        s
+    }
+}
+
+/// Pings `to` every `interval` until `stop`; the gap is measured up to the
+/// same end as the UDP probe's (the moment `stop` is seen).
+fn echo(
+    sock: &IcmpSocket,
+    to: std::net::Ipv4Addr,
+    start: Instant,
+    interval: Duration,
+    stop: &AtomicBool,
+) -> EchoSummary {
+    // Our identifier: two runs in one namespace do not take each other's replies.
+    let id = (std::process::id() & 0xffff) as u16;
+    let mut next_send = start;
+    let (mut sent, mut answers) = (0u64, Vec::new());
+    let mut seen = std::collections::HashSet::new();
+    while !stop.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        if now >= next_send {
+            if sock.send_echo(to, id, (sent & 0xffff) as u16).is_ok() {
+                sent += 1;
+            }
+            next_send = (next_send + interval).max(now);
+        }
+        let wait = next_send.saturating_duration_since(Instant::now());
+        if let Some(seq) = sock.recv_reply(to, id, wait) {
+            if seen.insert(seq) {
+                answers.push(start.elapsed());
+            }
+        }
+    }
+    let (gap, at) = longest_gap(&answers, start.elapsed());
+    EchoSummary {
+        sent,
+        answered: answers.len() as u64,
+        longest_gap_ms: ms(gap),
+        gap_start_ms: ms(at),
     }
 }
 
 fn run(
     sock: &UdpSocket,
     target: SocketAddr,
+    start: Instant,
     interval: Duration,
     stop: &AtomicBool,
     ready: &std::sync::mpsc::Sender<()>,
 ) -> ProbeSummary {
-    let start = Instant::now();
     let mut next_send = start;
     let mut sent = 0u64;
     let mut answers: Vec<Duration> = Vec::new();
@@ -143,6 +215,7 @@ fn run(
         duration_ms: ms(end),
         longest_gap_ms: ms(gap),
         gap_start_ms: ms(at),
+        icmp: None,
     }
 }
 
@@ -193,7 +266,7 @@ mod tests {
                 }
             }
         });
-        let p = Probe::start(UdpSocket::bind("127.0.0.1:0").unwrap(), target, d(10)).unwrap();
+        let p = Probe::start(UdpSocket::bind("127.0.0.1:0").unwrap(), None, target, d(10)).unwrap();
         std::thread::sleep(d(400));
         let s = p.finish();
         h.join().unwrap();

@@ -114,6 +114,8 @@ pub struct Report {
     pub options: RunOptions,
     /// From start to the guest's first answer (namespace, boot).
     pub setup_ms: u64,
+    /// From starting the guest (QEMU: spawning its QEMU) to its first answer.
+    pub boot_ms: u64,
     /// End to end, teardown included.
     pub total_ms: u64,
     pub migrations: Vec<MigrationReport>,
@@ -182,6 +184,13 @@ impl Report {
                     "  probe: longest gap {:.1} ms, {}/{} answered every {:.0} ms, {} duplicates",
                     p.longest_gap_ms, p.answered, p.sent, p.interval_ms, p.duplicates
                 );
+                if let Some(e) = &p.icmp {
+                    let _ = writeln!(
+                        s,
+                        "  icmp echo (the guest's kernel): longest gap {:.1} ms, {}/{} answered",
+                        e.longest_gap_ms, e.answered, e.sent
+                    );
+                }
             }
             let width = m.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
             for c in &m.checks {
@@ -207,7 +216,8 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "\nsetup {} ms, total {} ms; guest now on the {}",
+            "\nboot {} ms, setup {} ms, total {} ms; guest now on the {}",
+            self.boot_ms,
             self.setup_ms,
             self.total_ms,
             location_text(self.guest_location)
@@ -303,6 +313,7 @@ mod tests {
                 ..RunOptions::default()
             },
             setup_ms: 2500,
+            boot_ms: 2000,
             total_ms: 7000,
             migrations: vec![m],
             guest_location: GuestLocation::Destination,

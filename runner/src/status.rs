@@ -132,6 +132,72 @@ impl GuestClient {
     }
 }
 
+impl GuestClient {
+    /// Asks for the status until it answers or `within` has passed, sending
+    /// a new request every `every` and taking the answer to any of them:
+    /// for a guest that is coming up, whose first answer may be slower than
+    /// the interval.
+    pub fn ask_often(
+        &mut self,
+        within: Duration,
+        every: Duration,
+    ) -> Result<StatusReply, StatusError> {
+        let addr = self.target;
+        let io = |source| StatusError::Io { addr, source };
+        let start = Instant::now();
+        let mut sent: Vec<String> = Vec::new();
+        let mut buf = [0u8; 2048];
+        loop {
+            let elapsed = start.elapsed();
+            if elapsed >= within || self.cancel.is_set() {
+                return Err(StatusError::Timeout {
+                    addr,
+                    ms: within.as_millis(),
+                });
+            }
+            self.next_req += 1;
+            let req = Request::Status.text(Some(self.next_req));
+            match self.udp.send_to(req.as_bytes(), addr) {
+                Ok(_) => sent.push(req.trim().to_owned()),
+                // ICMP unreachable of an earlier request: the guest is not up yet.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+                Err(e) => return Err(io(e)),
+            }
+            let until = start.elapsed() + every;
+            loop {
+                let left = until.saturating_sub(start.elapsed());
+                if left.is_zero() {
+                    break;
+                }
+                self.udp.set_read_timeout(Some(left)).map_err(io)?;
+                match self.udp.recv_from(&mut buf) {
+                    Ok((n, from)) if from == addr => {
+                        let text = String::from_utf8_lossy(&buf[..n]);
+                        let st = StatusReply::from_json(&text).map_err(reply(addr))?;
+                        if sent.contains(&st.req) {
+                            return Ok(st);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock
+                                | std::io::ErrorKind::TimedOut
+                                | std::io::ErrorKind::ConnectionRefused
+                        ) =>
+                    {
+                        if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                            std::thread::sleep(left.min(every));
+                        }
+                    }
+                    Err(e) => return Err(io(e)),
+                }
+            }
+        }
+    }
+}
+
 /// A persistent TCP connection to the status service.
 #[derive(Debug)]
 pub struct TcpSession {

@@ -81,7 +81,25 @@ fn live_migration_passes_every_check() {
     let Some(dir) = guest() else { return };
     let (code, r, stderr) = migrate_check(&dir, &[]);
     assert_all_passed(code, &r, &stderr);
+    // The fast boot: the same kernel through its PVH entry, from qboot,
+    // with the parameters that skip boot-time self-tests.
+    assert!(
+        r["hypervisor"]
+            .as_str()
+            .unwrap()
+            .contains("; PVH entry, qboot)"),
+        "{}",
+        r["hypervisor"]
+    );
+    let console = std::fs::read_to_string(r["console_logs"][0].as_str().unwrap()).unwrap();
+    assert!(console.contains("cryptomgr.notests"), "{console}");
+    assert!(r["boot_ms"].as_u64().unwrap() > 0);
     let leg = &r["migrations"][0];
+    // The ICMP echo beside the probe (the tests run as root).
+    assert!(
+        leg["probe"]["icmp"]["answered"].as_u64().unwrap() > 0,
+        "{leg}"
+    );
     for name in GUEST_CHECKS {
         assert_eq!(check(leg, name)["passed"], true, "{name}");
     }
@@ -125,8 +143,27 @@ fn dirty_memory_survives() {
 fn stop_first_baseline_has_no_gap_limit() {
     let _g = serial();
     let Some(dir) = guest() else { return };
-    let (code, r, stderr) = migrate_check(&dir, &["--stop-first", "--settle-ms", "1000"]);
+    // The previous defaults' boot (SeaBIOS, the bzImage, the manifest's
+    // command line; the destination started late) is tested here too.
+    let (code, r, stderr) = migrate_check(&dir, &["--stop-first", "--legacy-boot"]);
     assert_all_passed(code, &r, &stderr);
+    assert!(
+        r["hypervisor"]
+            .as_str()
+            .unwrap()
+            .ends_with("(tcg; bzImage, SeaBIOS)")
+            || r["hypervisor"]
+                .as_str()
+                .unwrap()
+                .ends_with("(kvm; bzImage, SeaBIOS)"),
+        "{}",
+        r["hypervisor"]
+    );
+    let console = std::fs::read_to_string(r["console_logs"][0].as_str().unwrap()).unwrap();
+    assert!(
+        !console.contains("cryptomgr.notests"),
+        "legacy boot got the fast parameters"
+    );
     let leg = &r["migrations"][0];
     assert!(
         leg["checks"]

@@ -12,6 +12,8 @@ use guest_contract::status::StatusReply;
 use imgrun::cancel::Cancel;
 use imgrun::netns::{NetNs, TAPS};
 use imgrun::qemu::argv::{Accel, Console as ConsoleMode, VmConfig};
+use imgrun::qemu::boot_cache;
+use imgrun::qemu::boot_plan::{self, BootMode};
 use imgrun::qemu::process::{QemuProcess, tail};
 use imgrun::qmp::Qmp;
 use imgrun::status::udp_status;
@@ -84,13 +86,24 @@ impl TestVm {
         });
         let sock = dir.path().join("console.sock");
         let log = dir.path().join("console.log");
+        let qemu = crate::env::qemu();
+        // The runner's default boot (PVH entry, qboot, the initramfs
+        // uncompressed, its kernel parameters): the tests boot as users do.
+        let plan = boot_plan::plan(
+            BootMode::Fast,
+            &guest.file(Output::Kernel),
+            &guest.file(Output::Initramfs),
+            boot_cache::dir_from_env().as_deref(),
+            &qemu,
+        );
         let cfg = VmConfig {
             accel: Accel::Tcg,
             memory_mib: m.guest.memory_mib,
             vcpus: m.guest.vcpus,
-            kernel: guest.file(Output::Kernel),
-            initrd: guest.file(Output::Initramfs),
-            cmdline: o.cmdline.clone(),
+            firmware: plan.firmware.clone(),
+            kernel: plan.kernel.clone(),
+            initrd: plan.initrd.clone(),
+            cmdline: plan.cmdline(&o.cmdline),
             rootfs: o
                 .rootfs
                 .clone()
@@ -108,7 +121,6 @@ impl TestVm {
             console: ConsoleMode::SocketAndLog(sock.clone()),
             incoming: false,
         };
-        let qemu = crate::env::qemu();
         let mut process = QemuProcess::spawn(&qemu, name, &cfg, ns.as_ref().map(NetNs::name))
             .unwrap_or_else(|e| panic!("starting {}: {e}", qemu.display()));
         eprintln!(

@@ -90,6 +90,12 @@ pub trait Backend {
         UdpSocket::bind(("0.0.0.0", 0))
     }
 
+    /// A raw ICMP socket that reaches the guest's address, for the echo
+    /// beside the probe; by default one of this process's network.
+    fn icmp_socket(&self) -> std::io::Result<crate::icmp::IcmpSocket> {
+        crate::icmp::IcmpSocket::open()
+    }
+
     /// A TCP connection to the guest; by default from this process's network.
     fn connect(&self, target: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
         TcpStream::connect_timeout(&target, timeout)

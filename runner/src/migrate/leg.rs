@@ -33,6 +33,8 @@ impl LegRun<'_> {
         let before = Snapshot::from(&self.guest.ask(Duration::from_secs(5))?);
         let probe = Probe::start(
             self.backend.udp_socket().map_err(CheckError::Socket)?,
+            // Without CAP_NET_RAW there is no echo beside the probe.
+            self.backend.icmp_socket().ok(),
             self.target,
             Duration::from_millis(10),
         )

@@ -42,6 +42,8 @@ pub struct VmConfig {
     pub accel: Accel,
     pub memory_mib: u32,
     pub vcpus: u32,
+    /// `-bios`: `None` is QEMU's default (SeaBIOS).
+    pub firmware: Option<PathBuf>,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
     pub cmdline: String,
@@ -101,6 +103,11 @@ pub fn machine(accel: Accel, memory_mib: u32, vcpus: u32) -> Vec<OsString> {
         "-no-reboot",
     ]));
     a
+}
+
+/// The firmware instead of QEMU's default.
+pub fn firmware(path: &Path) -> Vec<OsString> {
+    vec!["-bios".into(), path.into()]
 }
 
 /// Direct kernel boot: kernel, initramfs and command line.
@@ -210,6 +217,9 @@ pub fn incoming_defer() -> Vec<OsString> {
 /// The whole argument list (without the program name).
 pub fn argv(c: &VmConfig) -> Vec<OsString> {
     let mut a = machine(c.accel, c.memory_mib, c.vcpus);
+    if let Some(f) = &c.firmware {
+        a.extend(firmware(f));
+    }
     a.extend(kernel(&c.kernel, &c.initrd, &c.cmdline));
     a.extend(drives(&c.rootfs));
     for (i, d) in c.extra_disks.iter().enumerate() {
@@ -245,6 +255,7 @@ mod tests {
             accel: Accel::Tcg,
             memory_mib: 512,
             vcpus: 1,
+            firmware: None,
             kernel: "/o/vmlinuz".into(),
             initrd: "/o/initrd.img".into(),
             cmdline: "root=/dev/vda ro console=ttyS0".into(),
@@ -348,6 +359,17 @@ mod tests {
              -netdev tap,id=net0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=net0,mac=00:16:3e:00:00:01,id=nic0 \
              -chardev socket,id=qmp,server=on,wait=off,path=/run/x/a.qmp -mon chardev=qmp,mode=control \
              -chardev file,id=ser0,path=/logs/a.log -serial chardev:ser0 -incoming defer"
+        );
+    }
+
+    #[test]
+    fn firmware_follows_the_machine() {
+        let mut c = config();
+        c.firmware = Some("/usr/share/qemu/qboot.rom".into());
+        let a = show(&argv(&c));
+        assert!(
+            a.contains("-no-reboot -bios /usr/share/qemu/qboot.rom -kernel /o/vmlinuz"),
+            "{a}"
         );
     }
 

@@ -14,6 +14,7 @@ use crate::guest::{GuestDir, GuestError};
 use crate::migrate::{Backend, BackendError, CheckOptions, Event, Leg, Outcome, Placement};
 use crate::netns::{self, NetNs, NetnsError, TAPS};
 use crate::qemu::argv::{Accel, Console};
+use crate::qemu::boot_plan::BootMode;
 use crate::qemu::process::{ProcessError, QemuProcess, tail};
 use crate::qemu::session::{Host, SessionError, Vm};
 use crate::qmp::{MigrateInfo, QmpError};
@@ -44,6 +45,13 @@ pub struct QemuConfig {
     /// stop-and-copy (QEMU's default is 300 ms; ours 20 ms: an idle guest's
     /// QEMU downtime drops from ≈ 29 ms to ≈ 2.5 ms).
     pub downtime_limit: Duration,
+    /// Fast (PVH entry, qboot, kernel parameters) or legacy boot.
+    pub boot: BootMode,
+    /// Where the unpacked PVH kernel is kept (none: the bzImage boots).
+    pub cache_dir: Option<PathBuf>,
+    /// Start each leg's destination (waiting for the stream) while the
+    /// guest boots or settles on the source, not once it is needed.
+    pub early_destination: bool,
 }
 
 impl Default for QemuConfig {
@@ -55,6 +63,9 @@ impl Default for QemuConfig {
             transport: Transport::Unix,
             max_bandwidth_mib: 1024,
             downtime_limit: Duration::from_millis(20),
+            boot: BootMode::Fast,
+            cache_dir: None,
+            early_destination: true,
         }
     }
 }
@@ -133,12 +144,18 @@ impl QemuBackend {
             cfg.accel,
             cfg.log_dir.as_deref(),
             &g.path(Output::Kernel)?,
+            &g.path(Output::Initramfs)?,
+            cfg.boot,
+            cfg.cache_dir.as_deref(),
         )?;
         progress(&Event::Host(format!(
             "{}, logs in {}",
-            host.describe(),
+            host.describe_boot(),
             host.log_dir.display()
         )));
+        for note in &host.boot.notes {
+            progress(&Event::Note(note.clone()));
+        }
         for stale in netns::remove_stale() {
             progress(&Event::Note(format!(
                 "removed namespace {stale} left by a killed run"
@@ -360,7 +377,7 @@ impl Backend for QemuBackend {
     }
 
     fn describe(&self) -> String {
-        self.host.describe()
+        self.host.describe_boot()
     }
 
     fn route(&self) -> Vec<usize> {
@@ -381,6 +398,12 @@ impl Backend for QemuBackend {
             .map_err(std::io::Error::other)?
     }
 
+    fn icmp_socket(&self) -> std::io::Result<crate::icmp::IcmpSocket> {
+        self.ns
+            .run_in(crate::icmp::IcmpSocket::open)
+            .map_err(std::io::Error::other)?
+    }
+
     fn connect(&self, target: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
         self.ns
             .run_in(move || TcpStream::connect_timeout(&target, timeout))
@@ -392,7 +415,15 @@ impl Backend for QemuBackend {
     }
 
     fn start(&mut self, host: usize, progress: &mut dyn FnMut(&Event)) -> Result<(), BackendError> {
-        Ok(self.start_vm(host, false, progress)?)
+        self.start_vm(host, false, progress)?;
+        if self.cfg.early_destination {
+            // The first leg's destination starts while the guest boots: it
+            // only waits for the stream, so the boot hardly notices.
+            let to = (host + 1) % SLOT_NAMES.len();
+            self.start_vm(to, true, progress)
+                .map_err(|e| QemuError::Destination(Box::new(e)))?;
+        }
+        Ok(())
     }
 
     fn ensure_running(&mut self, host: usize) -> Result<(), BackendError> {
@@ -403,8 +434,16 @@ impl Backend for QemuBackend {
     }
 
     fn prepare(&mut self, leg: &Leg, progress: &mut dyn FnMut(&Event)) -> Result<(), BackendError> {
-        self.start_vm(leg.to, true, progress)
-            .map_err(|e| QemuError::Destination(Box::new(e)))?;
+        match self.vms[leg.to].as_mut() {
+            // Started early (see `start`): it must still be there.
+            Some(vm) => vm
+                .process
+                .ensure_alive()
+                .map_err(|e| QemuError::Destination(Box::new(e.into())))?,
+            None => self
+                .start_vm(leg.to, true, progress)
+                .map_err(|e| QemuError::Destination(Box::new(e)))?,
+        }
         Ok(self.listen(leg)?)
     }
 

@@ -5,6 +5,10 @@
 pub mod accel;
 pub mod argv;
 pub mod backend;
+pub mod boot_cache;
+pub mod boot_plan;
+pub mod initramfs;
 pub mod process;
+pub mod pvh;
 pub mod session;
 pub mod version;

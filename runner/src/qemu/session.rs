@@ -9,6 +9,7 @@ use guest_contract::outputs::Output;
 use crate::guest::{GuestDir, GuestError};
 use crate::qemu::accel;
 use crate::qemu::argv::{Accel, Console, VmConfig};
+use crate::qemu::boot_plan::{self, BootMode, BootPlan};
 use crate::qemu::process::QemuProcess;
 use crate::qemu::version::{self, QemuVersion, VersionError};
 use crate::qmp::Qmp;
@@ -32,18 +33,24 @@ pub struct Host {
     pub version: QemuVersion,
     pub accel: Accel,
     pub log_dir: PathBuf,
+    /// How the kernel boots (see [`boot_plan`]).
+    pub boot: BootPlan,
     /// Whether `prepare` created `log_dir` (so may remove it again).
     created_log_dir: bool,
 }
 
 impl Host {
-    /// Checks the QEMU version, creates the log directory and picks the
-    /// accelerator (probing KVM with `kernel` when `accel` is `None`).
+    /// Checks the QEMU version, creates the log directory, picks the
+    /// accelerator (probing KVM with `kernel` when `accel` is `None`) and
+    /// plans the boot (`cache_dir` keeps the unpacked PVH kernel).
     pub fn prepare(
         qemu: &Path,
         accel: Option<Accel>,
         log_dir: Option<&Path>,
         kernel: &Path,
+        initrd: &Path,
+        boot: BootMode,
+        cache_dir: Option<&Path>,
     ) -> Result<Host, SessionError> {
         let version = version::detect(qemu)?;
         let log_dir = match log_dir {
@@ -62,11 +69,13 @@ impl Host {
             source,
         })?;
         let accel = accel.unwrap_or_else(|| accel::probe(qemu, kernel, &log_dir));
+        let boot = boot_plan::plan(boot, kernel, initrd, cache_dir, qemu);
         Ok(Host {
             qemu: qemu.to_path_buf(),
             version,
             accel,
             log_dir,
+            boot,
             created_log_dir,
         })
     }
@@ -86,6 +95,16 @@ impl Host {
         format!("QEMU {} ({})", self.version, self.accel.name())
     }
 
+    /// `QEMU 10.0.2 (tcg; PVH entry, qboot)`, for the progress line.
+    pub fn describe_boot(&self) -> String {
+        format!(
+            "QEMU {} ({}; {})",
+            self.version,
+            self.accel.name(),
+            self.boot.describe()
+        )
+    }
+
     /// The QEMU configuration of guest `g` (its NIC on `tap`, if any): its
     /// files, memory, vCPUs, MAC and kernel command line, all as the
     /// manifest says.
@@ -103,9 +122,10 @@ impl Host {
             accel: self.accel,
             memory_mib: m.guest.memory_mib,
             vcpus: m.guest.vcpus,
-            kernel: g.path(Output::Kernel)?,
-            initrd: g.path(Output::Initramfs)?,
-            cmdline: m.cmdline.qemu.clone(),
+            firmware: self.boot.firmware.clone(),
+            kernel: self.boot.kernel.clone(),
+            initrd: self.boot.initrd.clone(),
+            cmdline: self.boot.cmdline(&m.cmdline.qemu),
             rootfs: g.path(Output::RootImage)?,
             extra_disks: Vec::new(),
             writable_disks: Vec::new(),
