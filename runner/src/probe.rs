@@ -4,7 +4,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -74,6 +74,8 @@ pub fn request_number(reply: &[u8]) -> Option<u64> {
 #[derive(Debug)]
 pub struct Probe {
     stop: Arc<AtomicBool>,
+    /// Answers so far (the UDP probe's).
+    answered: Arc<AtomicU64>,
     handle: JoinHandle<ProbeSummary>,
     echo: Option<JoinHandle<EchoSummary>>,
 }
@@ -102,11 +104,32 @@ impl Probe {
             _ => None,
         };
         let flag = Arc::clone(&stop);
+        let answered = Arc::new(AtomicU64::new(0));
+        let count = Arc::clone(&answered);
         let (ready_tx, ready) = std::sync::mpsc::channel();
-        let handle =
-            std::thread::spawn(move || run(&sock, target, start, interval, &flag, &ready_tx));
+        let handle = std::thread::spawn(move || {
+            run(&sock, target, start, interval, &flag, &count, &ready_tx)
+        });
         let _ = ready.recv_timeout(Duration::from_secs(2));
-        Ok(Probe { stop, handle, echo })
+        Ok(Probe {
+            stop,
+            answered,
+            handle,
+            echo,
+        })
+    }
+
+    /// Waits until `n` more answers came in than when called (or `within`
+    /// passed): after a migration, the guest answers the probe steadily
+    /// again before the checks send it heavier requests, which its one
+    /// status thread would otherwise serve first (under TCG, with every
+    /// instruction translated afresh, that alone took ~60 ms).
+    pub fn wait_for_answers(&self, n: u64, within: Duration) {
+        let target = self.answered.load(Ordering::SeqCst) + n;
+        let start = Instant::now();
+        while self.answered.load(Ordering::SeqCst) < target && start.elapsed() < within {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Stops the probe and returns what it saw.
@@ -162,6 +185,7 @@ fn run(
     start: Instant,
     interval: Duration,
     stop: &AtomicBool,
+    answered: &AtomicU64,
     ready: &std::sync::mpsc::Sender<()>,
 ) -> ProbeSummary {
     let mut next_send = start;
@@ -194,6 +218,7 @@ fn run(
         if let Ok((n, from)) = sock.recv_from(&mut buf) {
             if from == target && n > 0 {
                 answers.push(start.elapsed());
+                answered.fetch_add(1, Ordering::SeqCst);
                 if let Some(req) = request_number(&buf[..n]) {
                     if !seen.insert(req) {
                         duplicates += 1;
@@ -267,7 +292,17 @@ mod tests {
             }
         });
         let p = Probe::start(UdpSocket::bind("127.0.0.1:0").unwrap(), None, target, d(10)).unwrap();
+        // Waits for answers while there are some; gives up at the deadline.
+        let t = Instant::now();
+        p.wait_for_answers(3, d(1000));
+        assert!(t.elapsed() < d(200), "{:?}", t.elapsed());
         std::thread::sleep(d(400));
+        let t = Instant::now();
+        p.wait_for_answers(1, d(100));
+        assert!(
+            t.elapsed() >= d(100),
+            "no answers any more: waited the whole time"
+        );
         let s = p.finish();
         h.join().unwrap();
         assert!(s.sent >= 20, "{s:?}");

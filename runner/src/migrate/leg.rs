@@ -114,7 +114,8 @@ impl LegRun<'_> {
         // `answered-again` asserts whatever the probe gap was.
         let after_deadline = self.backend.answer_timeout();
         let asked = Instant::now();
-        let after = self.snapshot(after_deadline);
+        probe.wait_for_answers(3, after_deadline);
+        let after = self.snapshot(after_deadline.saturating_sub(asked.elapsed()));
         let after_took = asked.elapsed();
         // The probe measures the migration, not the checks that follow.
         let probe = probe.finish();
