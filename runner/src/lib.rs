@@ -14,6 +14,7 @@
 pub mod boot;
 pub mod cancel;
 pub mod checks;
+pub mod console;
 pub mod guest;
 pub mod host_files;
 pub mod libvirt;
@@ -23,6 +24,7 @@ pub mod probe;
 pub mod qemu;
 pub mod qmp;
 pub mod report;
+pub mod run;
 pub mod status;
 pub mod storage;
 pub mod xen;

@@ -17,6 +17,7 @@ use imgrun::report::Report;
 use imgrun::xen::preflight::PreflightError;
 use imgrun::xen::{XenBackend, XenConfig, XenError};
 
+mod run_cmd;
 mod storage_attach_cmd;
 mod storage_cmd;
 use storage_cmd::StorageCommand;
@@ -53,7 +54,7 @@ enum VirtTypeArg {
 }
 
 #[derive(Debug, clap::Args)]
-struct Common {
+pub(crate) struct Common {
     /// The output directory of `imgbuild recipe` (holds manifest.json).
     image_dir: PathBuf,
     /// QEMU binary.
@@ -153,6 +154,11 @@ enum Command {
         #[arg(long, default_value_t = 3000)]
         settle_ms: u64,
     },
+    /// Boot the guest, run CMD in it (as root, in /, by its console shell),
+    /// stream its output (stdout and stderr merged) to stdout, power the
+    /// guest off and exit with CMD's exit code (124: --timeout, 125:
+    /// imgrun failed, 130: interrupted).
+    Run(run_cmd::RunArgs),
     /// The guest's storage: `push` writes its image there; `attach`,
     /// `detach` and `check` a Xen host's access to it.
     Storage {
@@ -161,7 +167,7 @@ enum Command {
     },
 }
 
-fn accel(a: AccelArg) -> Option<Accel> {
+pub(crate) fn accel(a: AccelArg) -> Option<Accel> {
     match a {
         AccelArg::Auto => None,
         AccelArg::Tcg => Some(Accel::Tcg),
@@ -170,6 +176,10 @@ fn accel(a: AccelArg) -> Option<Accel> {
 }
 
 fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return usage(&e),
+    };
     let cancel = match Cancel::on_signals() {
         Ok(c) => c,
         Err(e) => {
@@ -177,7 +187,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&cancel) {
+    match run(cli, &cancel) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("imgrun: error: {}", chain(&e));
@@ -187,8 +197,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// Help, the version, or a usage error (exit 2; `imgrun run`'s own code
+/// for its failures, 125, so that a command's 2 stays the command's).
+fn usage(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    if e.exit_code() == 0 {
+        ExitCode::SUCCESS
+    } else if std::env::args().nth(1).as_deref() == Some("run") {
+        ExitCode::from(imgrun::run::EXIT_FAILED)
+    } else {
+        ExitCode::from(2)
+    }
+}
+
 /// The error and its causes, skipping causes already spelled out in the message.
-fn chain(e: &anyhow::Error) -> String {
+pub(crate) fn chain(e: &anyhow::Error) -> String {
     let mut text = e.to_string();
     for cause in e.chain().skip(1) {
         let c = cause.to_string();
@@ -200,9 +223,10 @@ fn chain(e: &anyhow::Error) -> String {
     text
 }
 
-fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<ExitCode> {
     match cli.command {
+        // Its own exit codes, errors included.
+        Command::Run(a) => Ok(run_cmd::run(a, cancel)),
         Command::Storage { command } => storage_cmd::run(command, cancel),
         Command::Boot { common: c, disks } => {
             let g = GuestDir::load(&c.image_dir)?;
@@ -307,6 +331,7 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
                         },
                         max_bandwidth_mib: max_bandwidth,
                         downtime_limit: Duration::from_millis(downtime_limit_ms),
+                        ..QemuConfig::default()
                     };
                     let b = QemuBackend::new(&g, cfg, cancel, &mut progress)
                         .map_err(|e| failed(json, kind, g.name(), e.into()))?;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::{CheckOptions, Event};
 use crate::cancel::Interrupted;
+use crate::console::ConsoleLink;
 use crate::report::{GuestLocation, HostReport, MigrationStats};
 
 /// An error of a backend: the run was interrupted, or something failed.
@@ -27,6 +28,14 @@ impl BackendError {
     pub fn failed(e: impl std::error::Error + Send + Sync + 'static) -> BackendError {
         BackendError::Failed(Box::new(e))
     }
+}
+
+/// What a backend does not do.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} is not supported by the {backend} backend")]
+pub struct Unsupported {
+    pub backend: &'static str,
+    pub what: &'static str,
 }
 
 /// One migration: the `index`th (1-based), from host `from` to host `to`
@@ -127,4 +136,34 @@ pub trait Backend {
 
     /// Every console log so far (paths, or `host:path` on remote hosts).
     fn console_logs(&self) -> Vec<PathBuf>;
+
+    /// A link to the console of the guest on `host`, whose shell runs
+    /// `imgrun run`'s command and the `--workload` (QEMU: its console
+    /// socket; Xen: `xl console` on the host). Not every backend has one.
+    fn console(&mut self, _host: usize) -> Result<ConsoleLink, BackendError> {
+        Err(BackendError::failed(Unsupported {
+            backend: self.kind(),
+            what: "the guest's console (imgrun run, --workload)",
+        }))
+    }
+
+    /// Waits up to `grace` for the guest on `host` to power itself off
+    /// (it was told to), then ends it for good (QEMU: quit, then kill; Xen:
+    /// `xl destroy`). For `imgrun run`.
+    fn stop(&mut self, _host: usize, _grace: Duration) -> Result<(), BackendError> {
+        Err(BackendError::failed(Unsupported {
+            backend: self.kind(),
+            what: "stopping the guest (imgrun run)",
+        }))
+    }
+
+    /// Leaves the guest on `host` running when the backend is dropped
+    /// (`imgrun run --keep`) and says, a line each, how to reach it and
+    /// how to stop it.
+    fn keep(&mut self, _host: usize) -> Result<Vec<String>, BackendError> {
+        Err(BackendError::failed(Unsupported {
+            backend: self.kind(),
+            what: "keeping the guest (imgrun run --keep)",
+        }))
+    }
 }
