@@ -27,4 +27,5 @@ pub mod report;
 pub mod run;
 pub mod status;
 pub mod storage;
+pub mod workload;
 pub mod xen;

@@ -14,6 +14,7 @@ use imgrun::migrate::{self, Backend, CheckOptions, Event};
 use imgrun::qemu::argv::Accel;
 use imgrun::qemu::backend::{QemuBackend, QemuConfig, Transport};
 use imgrun::report::Report;
+use imgrun::workload::WorkloadSpec;
 use imgrun::xen::preflight::PreflightError;
 use imgrun::xen::{XenBackend, XenConfig, XenError};
 
@@ -153,6 +154,18 @@ enum Command {
         /// Re-check the destination this long after completion (late crashes).
         #[arg(long, default_value_t = 3000)]
         settle_ms: u64,
+        /// Shell code to start in the guest (by its console shell, as root,
+        /// in /) before the first migration and keep running through every
+        /// one: after each, its process must be the same one (same PID and
+        /// start time), or, once it exited, have exited 0. Its output (stdout
+        /// and stderr, to /run/imgrun/workload.out in the guest) ends in the
+        /// report. QEMU and Xen.
+        #[arg(long, value_name = "CMD")]
+        workload: Option<String>,
+        /// Shell code run in the guest after each migration; exit 0 passes
+        /// (e.g. `wget -q -O- http://127.0.0.1:8080/`).
+        #[arg(long, value_name = "CMD", requires = "workload")]
+        workload_check: Option<String>,
     },
     /// Boot the guest, run CMD in it (as root, in /, by its console shell),
     /// stream its output (stdout and stderr merged) to stdout, power the
@@ -265,9 +278,10 @@ fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<ExitCode> {
             p2p,
             boot_timeout_s,
             settle_ms,
+            workload,
+            workload_check,
         } => {
             let started = Instant::now();
-            let g = GuestDir::load(&common.image_dir)?;
             let kind = if xen.is_some() {
                 "xen"
             } else if libvirt.is_some() || hosts.is_some() {
@@ -275,6 +289,16 @@ fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<ExitCode> {
             } else {
                 "qemu"
             };
+            let workload = match &workload {
+                Some(_) if kind == "libvirt" => {
+                    anyhow::bail!(
+                        "--workload: the libvirt backend has no console imgrun can type into; use the QEMU or the Xen backend"
+                    )
+                }
+                Some(w) => Some(WorkloadSpec::new(w, workload_check.as_deref())?),
+                None => None,
+            };
+            let g = GuestDir::load(&common.image_dir)?;
             let o = CheckOptions {
                 repeat,
                 dirty_mb: dirty,
@@ -286,6 +310,7 @@ fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<ExitCode> {
                     migrate_timeout_s.unwrap_or(if kind == "qemu" { 120 } else { 600 }),
                 ),
                 settle: Duration::from_millis(settle_ms),
+                workload,
             };
             let mut progress = |e: &Event| eprintln!("imgrun: {e}");
             let lv = match (libvirt, hosts) {
@@ -331,6 +356,7 @@ fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<ExitCode> {
                         },
                         max_bandwidth_mib: max_bandwidth,
                         downtime_limit: Duration::from_millis(downtime_limit_ms),
+                        console_sockets: o.workload.is_some(),
                         ..QemuConfig::default()
                     };
                     let b = QemuBackend::new(&g, cfg, cancel, &mut progress)

@@ -104,8 +104,11 @@ fn go(a: RunArgs, cancel: &Cancel) -> anyhow::Result<ExitCode> {
             let mut b = QemuBackend::new(&g, cfg, cancel, &mut progress)?;
             let r = run::run(&mut b, &o, cancel, &mut progress, &mut out);
             match &r {
-                // The command ran: nothing of the run is left behind.
-                Ok(_) => b.discard_logs_on_drop(),
+                // The command ran: nothing of the run is left behind
+                // (but what a kept guest uses).
+                Ok(o) if o.kept.is_none() => b.discard_logs_on_drop(),
+                Ok(_) | Err(RunError::Interrupted { kept: Some(_) }) => {}
+                Err(e) if e.exit_code() == EXIT_INTERRUPTED => b.discard_logs_on_drop(),
                 Err(_) => eprintln!("imgrun: logs kept in {}", b.log_dir().display()),
             }
             r

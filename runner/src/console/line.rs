@@ -15,6 +15,12 @@ use std::fmt::Write as _;
 /// included (the kernel's `N_TTY_BUF_SIZE` is 4096 and keeps one byte).
 pub const MAX_LINE: usize = 4095;
 
+/// While a command runs, the console shows only the kernel's errors (log
+/// level 4, as with `quiet`): its info and warnings (a link coming up, the
+/// init's own lines) would land in the middle of the output. They are in
+/// `dmesg`; the level is put back afterwards.
+const QUIET_KERNEL: &str = "_imgrun_lvl=$(cut -f1 /proc/sys/kernel/printk 2>/dev/null); { echo 4 >/proc/sys/kernel/printk; } 2>/dev/null; ";
+
 /// Set at the start of every command line: `"$_imgrun_nl"` is a newline.
 const NEWLINE_PRELUDE: &str = "_imgrun_nl=$(printf '\\nx'); _imgrun_nl=${_imgrun_nl%x}; ";
 
@@ -106,17 +112,17 @@ pub fn ready_line(nonce: &str) -> String {
 }
 
 /// The line that runs `script` in a subshell in `/`, stdin from
-/// `/dev/null`, between the markers, prints its exit status and turns the
-/// echo back on. Each marker is printed twice, so that a kernel message
+/// `/dev/null`, between the markers, the kernel quiet on the console
+/// ([`QUIET_KERNEL`]), prints its exit status and turns the echo back on. Each marker is printed twice, so that a kernel message
 /// printed into the middle of one cannot hide it. The end marker follows
 /// the output directly: output without a final newline ends where the
 /// marker starts.
 pub fn exec_line(nonce: &str, script: &str, what: &'static str) -> Result<String, LineError> {
     let line = format!(
-        "{NEWLINE_PRELUDE}printf '\\n@imgrun-%s-begin\\n@imgrun-%s-begin\\n' {nonce} {nonce}; \
+        "{NEWLINE_PRELUDE}{QUIET_KERNEL}printf '\\n@imgrun-%s-begin\\n@imgrun-%s-begin\\n' {nonce} {nonce}; \
          ( cd / && {script} ) </dev/null; \
          _imgrun_rc=$?; printf '@imgrun-%s-end %d\\n@imgrun-%s-end %d\\n' {nonce} $_imgrun_rc {nonce} $_imgrun_rc; \
-         stty echo 2>/dev/null"
+         {{ echo \"${{_imgrun_lvl:-7}}\" >/proc/sys/kernel/printk; stty echo; }} 2>/dev/null"
     );
     if line.len() + 1 > MAX_LINE {
         return Err(LineError::TooLong {
@@ -137,7 +143,7 @@ pub fn check_fits(script: &str, what: &'static str) -> Result<(), LineError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::process::Command;
 
@@ -165,6 +171,34 @@ mod tests {
         let all: String = (0u8..=127).map(char::from).collect();
         let line = exec_line("n", &argv_script(&[all, "ünï".into()]).unwrap(), "t").unwrap();
         assert!(line.chars().all(|c| !c.is_control()), "{line:?}");
+    }
+
+    /// `line` with the kernel's log level swapped for a file of its own:
+    /// this machine's kernel is not the guest's.
+    pub(crate) fn on_host(line: &str) -> String {
+        on_host_with(line).0
+    }
+
+    fn on_host_with(line: &str) -> (String, std::path::PathBuf) {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let f = std::env::temp_dir().join(format!("imgrun-test-printk-{}-{n}", std::process::id()));
+        let _ = std::fs::write(&f, "7\t4\t1\t7\n");
+        (
+            line.replace("/proc/sys/kernel/printk", &f.to_string_lossy()),
+            f,
+        )
+    }
+
+    #[test]
+    fn the_kernel_is_quiet_while_the_command_runs_and_as_before_after() {
+        let line = exec_line("n", "cat /proc/sys/kernel/printk", "t").unwrap();
+        let (line, f) = on_host_with(&line);
+        let out = Command::new("sh").arg("-c").arg(&line).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("begin\n4\n@imgrun-n-end 0"), "{text:?}");
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "7\n");
+        let _ = std::fs::remove_file(&f);
     }
 
     fn awkward() -> Vec<String> {
@@ -200,7 +234,11 @@ mod tests {
     fn sh_reads_back_the_exact_argv() {
         let argv = awkward();
         let line = exec_line("abc", &argv_script(&argv).unwrap(), "t").unwrap();
-        let out = Command::new("sh").arg("-c").arg(&line).output().unwrap();
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(on_host(&line))
+            .output()
+            .unwrap();
         // (Its status is stty's, which fails here: there is no tty.)
         assert!(out.stderr.is_empty(), "{line}: {out:?}");
         let text = out.stdout;
@@ -227,7 +265,11 @@ mod tests {
     fn eval_runs_shell_code_as_written() {
         let code = "x='a b'; printf '%s|' \"$x\" $x; printf '\\n'; exit 3";
         let line = exec_line("n", &eval_script(code, "t").unwrap(), "t").unwrap();
-        let out = Command::new("sh").arg("-c").arg(&line).output().unwrap();
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(on_host(&line))
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             text.contains("begin\na b|a|b|\n@imgrun-n-end 3\n"),
@@ -244,7 +286,7 @@ mod tests {
         let line = exec_line("n", "pwd; exit 7", "t").unwrap();
         let out = Command::new("sh")
             .arg("-c")
-            .arg(&line)
+            .arg(on_host(&line))
             .current_dir(std::env::temp_dir())
             .output()
             .unwrap();

@@ -394,7 +394,10 @@ mod tests {
                 let line: String = line.chars().filter(|c| *c != '\u{15}').collect();
                 let mut child = Command::new("sh")
                     .arg("-c")
-                    .arg(format!("exec 2>&1; stty() {{ :; }}; {line}"))
+                    .arg(format!(
+                        "exec 2>&1; stty() {{ :; }}; {}",
+                        crate::console::line::tests::on_host(&line)
+                    ))
                     .stdout(Stdio::piped())
                     .spawn()
                     .unwrap();

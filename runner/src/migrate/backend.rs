@@ -47,6 +47,18 @@ pub struct Leg {
     pub to: usize,
 }
 
+impl Leg {
+    /// The host the guest is on when it is at `location` after this leg
+    /// (`None`: lost).
+    pub fn host_of(&self, location: GuestLocation) -> Option<usize> {
+        match location {
+            GuestLocation::Destination => Some(self.to),
+            GuestLocation::Source => Some(self.from),
+            GuestLocation::Lost => None,
+        }
+    }
+}
+
 /// How a migration ended, as the hypervisor tells it.
 #[derive(Debug, Clone)]
 pub struct Outcome {

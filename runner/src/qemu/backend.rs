@@ -604,7 +604,7 @@ impl Backend for QemuBackend {
         )];
         if let Some(sock) = &self.console_sockets[host % 2] {
             lines.push(format!(
-                "console (its shell; Ctrl-C leaves socat): socat -,raw,echo=0 UNIX-CONNECT:{}",
+                "console (its shell; Ctrl-] leaves): socat -,raw,echo=0,escape=0x1d UNIX-CONNECT:{}",
                 sock.display()
             ));
         }
