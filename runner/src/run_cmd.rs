@@ -1,6 +1,7 @@
 //! `imgrun run`: the binary's part (arguments, the backend, exit codes,
 //! what is printed). The work is [`imgrun::run`].
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -46,10 +47,14 @@ pub struct RunArgs {
 /// Runs `imgrun run` and returns its exit code (the command's, or 124,
 /// 125, 130: [`imgrun::run`]).
 pub fn run(a: RunArgs, cancel: &Cancel) -> ExitCode {
-    match go(a, cancel) {
+    let mut logs = None;
+    match go(a, cancel, &mut logs) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("imgrun: error: {}", crate::chain(&e));
+            if let Some(l) = logs {
+                eprintln!("imgrun: logs kept in {}", l.display());
+            }
             let code = match e.downcast_ref::<RunError>() {
                 Some(r) => r.exit_code(),
                 None if cancel.is_set() => EXIT_INTERRUPTED,
@@ -66,7 +71,8 @@ fn print_kept(kept: Option<&Vec<String>>) {
     }
 }
 
-fn go(a: RunArgs, cancel: &Cancel) -> anyhow::Result<ExitCode> {
+/// `logs`: set to the log directory when it is kept for an error.
+fn go(a: RunArgs, cancel: &Cancel, logs: &mut Option<PathBuf>) -> anyhow::Result<ExitCode> {
     // Before anything boots: the command must fit on the console's line.
     let script = line::argv_script(&a.command)?;
     line::check_fits(&script, "imgrun run")?;
@@ -109,7 +115,7 @@ fn go(a: RunArgs, cancel: &Cancel) -> anyhow::Result<ExitCode> {
                 Ok(o) if o.kept.is_none() => b.discard_logs_on_drop(),
                 Ok(_) | Err(RunError::Interrupted { kept: Some(_) }) => {}
                 Err(e) if e.exit_code() == EXIT_INTERRUPTED => b.discard_logs_on_drop(),
-                Err(_) => eprintln!("imgrun: logs kept in {}", b.log_dir().display()),
+                Err(_) => *logs = Some(b.log_dir().to_path_buf()),
             }
             r
         }

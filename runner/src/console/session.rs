@@ -59,6 +59,13 @@ const IDLE: Duration = Duration::from_millis(100);
 const PROBE_EVERY: Duration = Duration::from_secs(2);
 /// How long a shell already known to run may take to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// What imgbuild's init logs (on the console, through the kernel) once it
+/// started the console shell and the services.
+const BOOTED: &[u8] = b"boot complete";
+/// How long the console shell may take to answer once the init said
+/// [`BOOTED`]: a guest whose `[init] shell` is no shell is told apart from
+/// a slow boot that soon.
+const SHELL_AFTER_BOOT: Duration = Duration::from_secs(20);
 /// How many times in a row the shell must say it has no `stty` to be believed.
 const NO_STTY_TIMES: u32 = 3;
 /// How much of the console's recent output error messages show.
@@ -221,6 +228,7 @@ impl ConsoleSession {
         let probe = line::ready_line(&nonce);
         let mut typed: Option<Instant> = None;
         let mut no_stty = 0;
+        let mut booted: Option<Instant> = None;
         loop {
             cancel.check()?;
             if typed.is_none_or(|t| t.elapsed() >= PROBE_EVERY) {
@@ -231,6 +239,9 @@ impl ConsoleSession {
                 typed = Some(Instant::now());
             }
             if let Some(b) = self.recv(IDLE)? {
+                if booted.is_none() && self.recent.windows(BOOTED.len()).any(|w| w == BOOTED) {
+                    booted = Some(Instant::now());
+                }
                 for p in d.feed(&b) {
                     match p {
                         Piece::Ready { stty: true } => {
@@ -253,10 +264,11 @@ impl ConsoleSession {
                     }
                 }
             }
-            if start.elapsed() >= timeout {
+            let after_boot = booted.is_some_and(|t| t.elapsed() >= SHELL_AFTER_BOOT);
+            if start.elapsed() >= timeout || after_boot {
                 return Err(ConsoleError::NoShell {
                     what: self.link.what().to_string(),
-                    secs: timeout.as_secs(),
+                    secs: start.elapsed().as_secs(),
                     tail: self.recent(),
                 });
             }
