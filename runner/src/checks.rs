@@ -127,6 +127,7 @@ pub mod names {
     pub const WORKLOAD_RUNNING: &str = "workload-running";
     pub const WORKLOAD_EXIT: &str = "workload-exit";
     pub const WORKLOAD_CHECK: &str = "workload-check";
+    pub const HOST_CHECK: &str = "host-check";
 }
 
 /// Everything observed around one migration, backend-independent.

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use imgrun::cancel::Cancel;
 use imgrun::checks::GapLimit;
 use imgrun::guest::GuestDir;
+use imgrun::host_check::HostCheck;
 use imgrun::libvirt::{LibvirtBackend, LibvirtConfig, LibvirtError, VirtType};
 use imgrun::migrate::{self, Backend, CheckOptions, Event};
 use imgrun::qemu::argv::Accel;
@@ -166,6 +167,12 @@ enum Command {
         /// (e.g. `wget -q -O- http://127.0.0.1:8080/`).
         #[arg(long, value_name = "CMD", requires = "workload")]
         workload_check: Option<String>,
+        /// Shell code run on this machine after each migration, in the
+        /// network imgrun reaches the guest from (QEMU: its private
+        /// namespace), with $GUEST_IP set; exit 0 passes (e.g.
+        /// `wget -q -O- http://$GUEST_IP:8080/`).
+        #[arg(long, value_name = "CMD")]
+        host_check: Option<String>,
     },
     /// Boot the guest, run CMD in it (as root, in /, by its console shell),
     /// stream its output (stdout and stderr merged) to stdout, power the
@@ -280,6 +287,7 @@ fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<ExitCode> {
             settle_ms,
             workload,
             workload_check,
+            host_check,
         } => {
             let started = Instant::now();
             let kind = if xen.is_some() {
@@ -298,6 +306,7 @@ fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<ExitCode> {
                 Some(w) => Some(WorkloadSpec::new(w, workload_check.as_deref())?),
                 None => None,
             };
+            let host_check = host_check.as_deref().map(HostCheck::new).transpose()?;
             let g = GuestDir::load(&common.image_dir)?;
             let o = CheckOptions {
                 repeat,
@@ -311,6 +320,7 @@ fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<ExitCode> {
                 ),
                 settle: Duration::from_millis(settle_ms),
                 workload,
+                host_check,
             };
             let mut progress = |e: &Event| eprintln!("imgrun: {e}");
             let lv = match (libvirt, hosts) {

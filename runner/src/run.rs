@@ -13,8 +13,9 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crate::cancel::Cancel;
-use crate::console::{ConsoleError, ConsoleSession};
+use crate::console::ConsoleError;
 use crate::migrate::{Backend, BackendError, Event};
+use crate::shell::{self, ShellError};
 
 /// The command did not finish within `--timeout`.
 pub const EXIT_TIMEOUT: u8 = 124;
@@ -120,15 +121,12 @@ pub fn run(
     let host = backend.route().first().copied().unwrap_or(0);
     let start = Instant::now();
     backend.start(host, progress)?;
-    let mut console = ConsoleSession::open(backend.console(host)?);
-    if let Err(e) = console.wait_shell(o.boot_timeout, cancel) {
-        // A QEMU that died says why, with its logs.
-        backend.ensure_running(host)?;
-        return Err(match e {
-            ConsoleError::Interrupted(_) => RunError::Interrupted { kept: None },
-            e => e.into(),
-        });
-    }
+    let mut console = match shell::open(backend, host, o.boot_timeout, cancel) {
+        Ok(c) => c,
+        Err(e) if e.interrupted() => return Err(RunError::Interrupted { kept: None }),
+        Err(ShellError::Backend(e)) => return Err(e.into()),
+        Err(ShellError::Console(e)) => return Err(e.into()),
+    };
     progress(&Event::GuestUp {
         host: backend.host_name(host),
         ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),

@@ -251,6 +251,51 @@ fn a_failing_workload_and_check_fail_the_report() {
     assert_no_sockets(logs.path());
 }
 
+/// docs/imgrun.md's worked example: recipes/busybox.toml with a page for
+/// busybox httpd shipped by `[[rootfs.files]]`.
+fn with_a_web_page(recipe: &str) -> String {
+    format!(
+        "{recipe}\n[[rootfs.files]]\ndest = \"/srv/www/index.html\"\ntext = \"<h1>hello from the guest</h1>\\n\"\n"
+    )
+}
+
+/// The worked example: httpd serves the page through two migrations,
+/// fetched in the guest (`--workload-check`) and from the runner's
+/// network (`--host-check`) after each, each fetch a check.
+#[test]
+fn the_httpd_example_serves_through_the_migrations() {
+    let _g = serial();
+    let Some(dir) = guest_variant("httpd", with_a_web_page) else {
+        return;
+    };
+    let (code, r, stderr) = migrate_check(
+        &dir,
+        &[
+            "--repeat",
+            "2",
+            "--settle-ms",
+            "500",
+            "--workload",
+            "httpd -f -p 8080 -h /srv/www",
+            "--workload-check",
+            "wget -q -O- http://127.0.0.1:8080/",
+            "--host-check",
+            "wget -q -O- http://$GUEST_IP:8080/ || curl -sf http://$GUEST_IP:8080/",
+        ],
+    );
+    assert_all_passed(code, &r, &stderr);
+    for leg in r["migrations"].as_array().unwrap() {
+        for name in ["workload-running", "workload-check", "host-check"] {
+            let c = check(leg, name);
+            assert_eq!(c["passed"], true, "{c}");
+        }
+        for name in ["workload-check", "host-check"] {
+            let d = check(leg, name)["detail"].as_str().unwrap().to_string();
+            assert!(d.contains("<h1>hello from the guest</h1>"), "{name}: {d}");
+        }
+    }
+}
+
 /// imgrun with its stderr streamed line by line.
 struct Running {
     child: Child,

@@ -1,5 +1,5 @@
 //! The checks of `--workload` and `--workload-check` after a migration,
-//! over what the guest said ([`WorkloadEvidence`]).
+//! over what the guest said ([`WorkloadEvidence`]), and of `--host-check`.
 
 use super::{Check, names};
 use crate::workload::state::Observed;
@@ -40,6 +40,19 @@ pub fn workload_checks(e: &WorkloadEvidence) -> Vec<Check> {
         });
     }
     v
+}
+
+/// `--host-check`: its exit status (0 passes) and the end of its output,
+/// or why it did not finish.
+pub fn host_check(r: &Result<(i32, String), String>) -> Check {
+    match r {
+        Ok((code, out)) => Check::new(
+            names::HOST_CHECK,
+            *code == 0,
+            with_output(&format!("exit {code}"), out),
+        ),
+        Err(why) => Check::new(names::HOST_CHECK, false, why.clone()),
+    }
 }
 
 fn with_output(head: &str, out: &str) -> String {
@@ -189,6 +202,16 @@ mod tests {
             assert_eq!(v[0].passed, passed, "{status}");
             assert_eq!(v[0].detail, format!("pid 90 exited with status {status}"));
         }
+    }
+
+    #[test]
+    fn the_host_check_counts_by_its_exit_status() {
+        let c = host_check(&Ok((0, "<html>hi</html>\n".into())));
+        assert_eq!((c.name.as_str(), c.passed), ("host-check", true));
+        assert_eq!(c.detail, "exit 0; output: <html>hi</html>");
+        assert!(!host_check(&Ok((4, String::new()))).passed);
+        let c = host_check(&Err("did not finish within 60 s (killed)".into()));
+        assert!(!c.passed && c.detail.contains("killed"));
     }
 
     #[test]

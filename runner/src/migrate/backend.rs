@@ -116,6 +116,13 @@ pub trait Backend {
         TcpStream::connect_timeout(&target, timeout)
     }
 
+    /// A process that runs `program` in the network the guest is reached
+    /// from (`--host-check`); by default this process's network (QEMU: its
+    /// private namespace, `ip netns exec`).
+    fn host_command(&self, program: &str) -> std::process::Command {
+        std::process::Command::new(program)
+    }
+
     /// How long the guest may take to answer once a migration ended.
     fn answer_timeout(&self) -> Duration;
 

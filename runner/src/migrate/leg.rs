@@ -84,6 +84,10 @@ impl LegRun<'_> {
             rep.checks
                 .extend(w.after_leg(self.backend, host, self.cancel)?);
         }
+        if let Some(h) = &self.o.host_check {
+            let r = h.run(&*self.backend, self.net.address.addr(), self.cancel)?;
+            rep.checks.push(checks::workload::host_check(&r));
+        }
         self.backend.end_leg(leg, outcome.completed);
         Ok(rep.seal())
     }

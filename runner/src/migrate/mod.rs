@@ -17,6 +17,7 @@ pub use self::backend::{Backend, BackendError, Leg, Outcome, Placement};
 use crate::cancel::{Cancel, Interrupted};
 use crate::checks::GapLimit;
 use crate::guest::{GuestDir, GuestError};
+use crate::host_check::HostCheck;
 use crate::report::{GuestLocation, Report, RunOptions};
 use crate::status::{GuestClient, StatusError, TcpSession};
 use crate::workload::{Workload, WorkloadError, WorkloadSpec};
@@ -41,6 +42,8 @@ pub struct CheckOptions {
     /// `--workload`, `--workload-check`: run in the guest through the
     /// migrations and checked after each.
     pub workload: Option<WorkloadSpec>,
+    /// `--host-check`: run on this machine after each migration.
+    pub host_check: Option<HostCheck>,
 }
 
 impl Default for CheckOptions {
@@ -54,6 +57,7 @@ impl Default for CheckOptions {
             migrate_timeout: Duration::from_secs(120),
             settle: Duration::from_secs(3),
             workload: None,
+            host_check: None,
         }
     }
 }

@@ -492,6 +492,17 @@ impl Backend for QemuBackend {
             .map_err(std::io::Error::other)?
     }
 
+    fn host_command(&self, program: &str) -> std::process::Command {
+        match &self.ns {
+            Some(ns) => {
+                let mut c = std::process::Command::new("ip");
+                c.args(["netns", "exec", ns.name(), program]);
+                c
+            }
+            None => std::process::Command::new(program),
+        }
+    }
+
     fn answer_timeout(&self) -> Duration {
         Duration::from_secs(5)
     }

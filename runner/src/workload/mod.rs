@@ -19,6 +19,7 @@ use crate::console::line::{self, LineError};
 use crate::console::{ConsoleError, ConsoleSession, LinkError};
 use crate::migrate::{Backend, BackendError, Event};
 use crate::report::WorkloadReport;
+use crate::shell::ShellError;
 use state::Observed;
 
 /// How long the console shell may take to answer, and a query to finish.
@@ -101,9 +102,10 @@ fn shell(
     host: usize,
     cancel: &Cancel,
 ) -> Result<ConsoleSession, WorkloadError> {
-    let mut s = ConsoleSession::open(backend.console(host)?);
-    s.wait_shell(ASK_TIMEOUT, cancel)?;
-    Ok(s)
+    crate::shell::open(backend, host, ASK_TIMEOUT, cancel).map_err(|e| match e {
+        ShellError::Backend(e) => WorkloadError::Backend(e),
+        ShellError::Console(e) => WorkloadError::Console(e),
+    })
 }
 
 /// `Err(Interrupted)` for a signal, else the error as a check's detail.
