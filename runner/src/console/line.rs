@@ -104,13 +104,18 @@ impl Markers {
     }
 }
 
-/// Turns the echo off, then says whether that worked.
+/// Turns the echo off, then says whether that worked. The nonce comes
+/// from a variable the line sets first: a line that lost its first bytes
+/// (typed while the shell's tty was being opened) prints no marker.
 pub fn ready_line(nonce: &str) -> String {
     format!(
-        "stty -echo 2>/dev/null && printf '@imgrun-%s-ready\\n' {nonce} || printf '@imgrun-%s-nostty\\n' {nonce}"
+        "_imgrun_n={nonce}; stty -echo 2>/dev/null && printf '@imgrun-%s-ready\\n' \"$_imgrun_n\" || printf '@imgrun-%s-nostty\\n' \"$_imgrun_n\""
     )
 }
 
+/// The line is one `{ …; }` group: a line that lost its first bytes is a
+/// syntax error, run not at all.
+///
 /// The line that runs `script` in a subshell in `/`, stdin from
 /// `/dev/null`, between the markers, the kernel quiet on the console
 /// ([`QUIET_KERNEL`]), prints its exit status and turns the echo back on. Each marker is printed twice, so that a kernel message
@@ -119,10 +124,10 @@ pub fn ready_line(nonce: &str) -> String {
 /// marker starts.
 pub fn exec_line(nonce: &str, script: &str, what: &'static str) -> Result<String, LineError> {
     let line = format!(
-        "{NEWLINE_PRELUDE}{QUIET_KERNEL}printf '\\n@imgrun-%s-begin\\n@imgrun-%s-begin\\n' {nonce} {nonce}; \
+        "{{ {NEWLINE_PRELUDE}{QUIET_KERNEL}printf '\\n@imgrun-%s-begin\\n@imgrun-%s-begin\\n' {nonce} {nonce}; \
          ( cd / && {script} ) </dev/null; \
          _imgrun_rc=$?; printf '@imgrun-%s-end %d\\n@imgrun-%s-end %d\\n' {nonce} $_imgrun_rc {nonce} $_imgrun_rc; \
-         {{ echo \"${{_imgrun_lvl:-7}}\" >/proc/sys/kernel/printk; stty echo; }} 2>/dev/null"
+         {{ echo \"${{_imgrun_lvl:-7}}\" >/proc/sys/kernel/printk; stty echo; }} 2>/dev/null; }}"
     );
     if line.len() + 1 > MAX_LINE {
         return Err(LineError::TooLong {
@@ -173,32 +178,23 @@ pub(crate) mod tests {
         assert!(line.chars().all(|c| !c.is_control()), "{line:?}");
     }
 
-    /// `line` with the kernel's log level swapped for a file of its own:
-    /// this machine's kernel is not the guest's.
+    /// `line` with the kernel's log level swapped for `/dev/null`: this
+    /// machine's kernel is not the guest's.
     pub(crate) fn on_host(line: &str) -> String {
-        on_host_with(line).0
-    }
-
-    fn on_host_with(line: &str) -> (String, std::path::PathBuf) {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let f = std::env::temp_dir().join(format!("imgrun-test-printk-{}-{n}", std::process::id()));
-        let _ = std::fs::write(&f, "7\t4\t1\t7\n");
-        (
-            line.replace("/proc/sys/kernel/printk", &f.to_string_lossy()),
-            f,
-        )
+        line.replace("/proc/sys/kernel/printk", "/dev/null")
     }
 
     #[test]
     fn the_kernel_is_quiet_while_the_command_runs_and_as_before_after() {
-        let line = exec_line("n", "cat /proc/sys/kernel/printk", "t").unwrap();
-        let (line, f) = on_host_with(&line);
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), "7\t4\t1\t7\n").unwrap();
+        let line = exec_line("n", "cat /proc/sys/kernel/printk", "t")
+            .unwrap()
+            .replace("/proc/sys/kernel/printk", &f.path().to_string_lossy());
         let out = Command::new("sh").arg("-c").arg(&line).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("begin\n4\n@imgrun-n-end 0"), "{text:?}");
-        assert_eq!(std::fs::read_to_string(&f).unwrap(), "7\n");
-        let _ = std::fs::remove_file(&f);
+        assert_eq!(std::fs::read_to_string(f.path()).unwrap(), "7\n");
     }
 
     fn awkward() -> Vec<String> {
@@ -305,6 +301,36 @@ pub(crate) mod tests {
         );
         assert!(e.to_string().contains("at most 4095"), "{e}");
         assert!(argv_script(&[]).is_err());
+    }
+
+    /// What a shell just opening its tty may get: the line without its
+    /// first bytes. No such line prints a marker or runs the command.
+    #[test]
+    fn a_line_that_lost_its_start_does_nothing() {
+        let ready = ready_line("n1");
+        for k in 1..ready.len() {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(format!("stty() {{ :; }}\n{}", &ready[k..]))
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(!text.contains("@imgrun-n1-"), "{:?}: {text:?}", &ready[k..]);
+        }
+        let exec = exec_line("n1", "echo RAN", "t").unwrap();
+        for k in 1..exec.len() {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(on_host(&exec[k..]))
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                !text.contains("RAN") && !text.contains("@imgrun-n1-"),
+                "{:?}: {text:?}",
+                &exec[k..]
+            );
+        }
     }
 
     #[test]
