@@ -99,6 +99,7 @@ fn nonce_base() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
+    // The low bits: a seed, not a time.
     (t as u64) ^ (u64::from(std::process::id()) << 32)
 }
 

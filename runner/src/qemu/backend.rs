@@ -15,6 +15,7 @@ use crate::guest::{GuestDir, GuestError};
 use crate::migrate::{Backend, BackendError, CheckOptions, Event, Leg, Outcome, Placement};
 use crate::netns::{self, NetNs, NetnsError, TAPS};
 use crate::qemu::argv::{Accel, Console};
+use crate::qemu::kept;
 use crate::qemu::process::{ProcessError, QemuProcess, tail};
 use crate::qemu::session::{Host, SessionError, Vm};
 use crate::qmp::{MigrateInfo, QmpError};
@@ -606,38 +607,24 @@ impl Backend for QemuBackend {
         }
         vm.process.ensure_alive().map_err(QemuError::from)?;
         vm.process.detach();
-        let pid = vm.process.pid();
+        let network = match (self.ns.as_mut(), self.g.manifest.guest.network) {
+            (Some(ns), Some(n)) => {
+                ns.keep();
+                Some((ns.name(), n.address.addr()))
+            }
+            _ => None,
+        };
         let qmp = self.host.log_dir.join(format!("{name}.qmp"));
-        let mut lines = vec![format!(
-            "the guest {} keeps running: QEMU pid {pid}, files in {}",
-            self.g.name(),
-            self.host.log_dir.display()
-        )];
-        if let Some(sock) = &self.console_sockets[host % 2] {
-            lines.push(format!(
-                "console (its shell; Ctrl-] leaves): socat -,raw,echo=0,escape=0x1d UNIX-CONNECT:{}",
-                sock.display()
-            ));
-        }
-        lines.push(format!(
-            "console log: {}",
-            vm.process.console_log().display()
-        ));
-        lines.push(format!("QMP: {}", qmp.display()));
-        let mut stop = format!("kill {pid}");
-        if let (Some(ns), Some(n)) = (self.ns.as_mut(), self.g.manifest.guest.network) {
-            ns.keep();
-            lines.push(format!(
-                "network: the guest is {} in namespace {} (e.g. ip netns exec {} ping {})",
-                n.address.addr(),
-                ns.name(),
-                ns.name(),
-                n.address.addr()
-            ));
-            stop.push_str(&format!("; ip netns del {}", ns.name()));
-        }
-        stop.push_str(&format!("; rm -r {}", self.host.log_dir.display()));
-        lines.push(format!("stop it: {stop}"));
+        let lines = kept::lines(&kept::Kept {
+            guest: self.g.name(),
+            pid: vm.process.pid(),
+            log_dir: &self.host.log_dir,
+            made_log_dir: self.host.created_log_dir(),
+            console_socket: self.console_sockets[host % 2].as_deref(),
+            console_log: vm.process.console_log(),
+            qmp: &qmp,
+            network,
+        });
         // The log directory stays: it holds the sockets.
         self.discard_logs = false;
         Ok(lines)
