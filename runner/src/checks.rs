@@ -3,6 +3,7 @@
 //! The driver ([`crate::migrate`]) gathers [`Evidence`] — the guest's
 //! [`Snapshot`] before, what it answered after, the probe — and calls
 //! [`guest_checks`]; the backend's own view comes in as [`Check::new`]s.
+//! The `--workload` checks are [`workload`]'s.
 
 use std::time::Duration;
 
@@ -11,6 +12,8 @@ use guest_contract::{Ipv4Cidr, Mac};
 use serde::{Deserialize, Serialize};
 
 use crate::probe::ProbeSummary;
+
+pub mod workload;
 
 /// What identifies a running guest, recorded before and after migration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +124,10 @@ pub mod names {
     pub const MIGRATION_COMPLETED: &str = "migration-completed";
     pub const VM_STATES: &str = "vm-states";
     pub const GUEST_ON_SOURCE: &str = "guest-on-source";
+    pub const WORKLOAD_RUNNING: &str = "workload-running";
+    pub const WORKLOAD_EXIT: &str = "workload-exit";
+    pub const WORKLOAD_CHECK: &str = "workload-check";
+    pub const HOST_CHECK: &str = "host-check";
 }
 
 /// Everything observed around one migration, backend-independent.

@@ -9,15 +9,18 @@ use clap::{Parser, Subcommand, ValueEnum};
 use imgrun::cancel::Cancel;
 use imgrun::checks::GapLimit;
 use imgrun::guest::GuestDir;
+use imgrun::host_check::HostCheck;
 use imgrun::libvirt::{LibvirtBackend, LibvirtConfig, LibvirtError, VirtType};
 use imgrun::migrate::{self, Backend, CheckOptions, Event};
 use imgrun::qemu::argv::Accel;
 use imgrun::qemu::backend::{QemuBackend, QemuConfig, Transport};
 use imgrun::qemu::boot_plan::BootMode;
 use imgrun::report::Report;
+use imgrun::workload::WorkloadSpec;
 use imgrun::xen::preflight::PreflightError;
 use imgrun::xen::{XenBackend, XenConfig, XenError};
 
+mod run_cmd;
 mod storage_attach_cmd;
 mod storage_cmd;
 use storage_cmd::StorageCommand;
@@ -54,7 +57,7 @@ enum VirtTypeArg {
 }
 
 #[derive(Debug, clap::Args)]
-struct Common {
+pub(crate) struct Common {
     /// The output directory of `imgbuild recipe` (holds manifest.json).
     image_dir: PathBuf,
     /// QEMU binary.
@@ -79,7 +82,7 @@ struct Common {
 }
 
 impl Common {
-    fn boot_mode(&self) -> BootMode {
+    pub(crate) fn boot_mode(&self) -> BootMode {
         if self.legacy_boot {
             BootMode::Legacy
         } else {
@@ -89,7 +92,7 @@ impl Common {
 }
 
 /// The runner's cache (the PVH kernel, the uncompressed initramfs).
-fn cache_dir() -> Option<PathBuf> {
+pub(crate) fn cache_dir() -> Option<PathBuf> {
     imgrun::qemu::boot_cache::dir_from_env()
 }
 
@@ -180,7 +183,30 @@ enum Command {
         /// --xen or --libvirt.
         #[arg(long, value_name = "MS")]
         settle_ms: Option<u64>,
+        /// Shell code to start in the guest (by its console shell, as root,
+        /// in /) before the first migration and keep running through every
+        /// one: after each, its process must be the same one (same PID and
+        /// start time), or, once it exited, have exited 0. Its output (stdout
+        /// and stderr, to /run/imgrun/workload.out in the guest) ends in the
+        /// report. QEMU and Xen.
+        #[arg(long, value_name = "CMD")]
+        workload: Option<String>,
+        /// Shell code run in the guest after each migration; exit 0 passes
+        /// (e.g. `wget -q -O- http://127.0.0.1:8080/`).
+        #[arg(long, value_name = "CMD", requires = "workload")]
+        workload_check: Option<String>,
+        /// Shell code run on this machine after each migration, in the
+        /// network imgrun reaches the guest from (QEMU: its private
+        /// namespace), with $GUEST_IP set; exit 0 passes (e.g.
+        /// `wget -q -O- http://$GUEST_IP:8080/`).
+        #[arg(long, value_name = "CMD")]
+        host_check: Option<String>,
     },
+    /// Boot the guest, run CMD in it (as root, in /, by its console shell),
+    /// stream its output (stdout and stderr merged) to stdout, power the
+    /// guest off and exit with CMD's exit code (124: --timeout, 125:
+    /// imgrun failed, 130: interrupted).
+    Run(run_cmd::RunArgs),
     /// The guest's storage: `push` writes its image there; `attach`,
     /// `detach` and `check` a Xen host's access to it.
     Storage {
@@ -189,7 +215,7 @@ enum Command {
     },
 }
 
-fn accel(a: AccelArg) -> Option<Accel> {
+pub(crate) fn accel(a: AccelArg) -> Option<Accel> {
     match a {
         AccelArg::Auto => None,
         AccelArg::Tcg => Some(Accel::Tcg),
@@ -198,6 +224,10 @@ fn accel(a: AccelArg) -> Option<Accel> {
 }
 
 fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return usage(&e),
+    };
     let cancel = match Cancel::on_signals() {
         Ok(c) => c,
         Err(e) => {
@@ -205,7 +235,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&cancel) {
+    match run(cli, &cancel) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("imgrun: error: {}", chain(&e));
@@ -215,8 +245,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// Help, the version, or a usage error (exit 2; `imgrun run`'s own code
+/// for its failures, 125, so that a command's 2 stays the command's).
+fn usage(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    if e.exit_code() == 0 {
+        ExitCode::SUCCESS
+    } else if std::env::args().nth(1).as_deref() == Some("run") {
+        ExitCode::from(imgrun::run::EXIT_FAILED)
+    } else {
+        ExitCode::from(2)
+    }
+}
+
 /// The error and its causes, skipping causes already spelled out in the message.
-fn chain(e: &anyhow::Error) -> String {
+pub(crate) fn chain(e: &anyhow::Error) -> String {
     let mut text = e.to_string();
     for cause in e.chain().skip(1) {
         let c = cause.to_string();
@@ -228,9 +271,10 @@ fn chain(e: &anyhow::Error) -> String {
     text
 }
 
-fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+fn run(cli: Cli, cancel: &Cancel) -> anyhow::Result<ExitCode> {
     match cli.command {
+        // Its own exit codes, errors included.
+        Command::Run(a) => Ok(run_cmd::run(a, cancel)),
         Command::Storage { command } => storage_cmd::run(command, cancel),
         Command::Boot { common: c, disks } => {
             let g = GuestDir::load(&c.image_dir)?;
@@ -271,9 +315,11 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
             p2p,
             boot_timeout_s,
             settle_ms,
+            workload,
+            workload_check,
+            host_check,
         } => {
             let started = Instant::now();
-            let g = GuestDir::load(&common.image_dir)?;
             let kind = if xen.is_some() {
                 "xen"
             } else if libvirt.is_some() || hosts.is_some() {
@@ -281,6 +327,17 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
             } else {
                 "qemu"
             };
+            let workload = match &workload {
+                Some(_) if kind == "libvirt" => {
+                    anyhow::bail!(
+                        "--workload: the libvirt backend has no console imgrun can type into; use the QEMU or the Xen backend"
+                    )
+                }
+                Some(w) => Some(WorkloadSpec::new(w, workload_check.as_deref())?),
+                None => None,
+            };
+            let host_check = host_check.as_deref().map(HostCheck::new).transpose()?;
+            let g = GuestDir::load(&common.image_dir)?;
             let o = CheckOptions {
                 repeat,
                 dirty_mb: dirty,
@@ -298,6 +355,8 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
                         3000
                     },
                 )),
+                workload,
+                host_check,
             };
             let mut progress = |e: &Event| eprintln!("imgrun: {e}");
             let lv = match (libvirt, hosts) {
@@ -346,6 +405,8 @@ fn run(cancel: &Cancel) -> anyhow::Result<ExitCode> {
                         },
                         max_bandwidth_mib: max_bandwidth,
                         downtime_limit: Duration::from_millis(downtime_limit_ms),
+                        console_sockets: o.workload.is_some(),
+                        ..QemuConfig::default()
                     };
                     let b = QemuBackend::new(&g, cfg, cancel, &mut progress)
                         .map_err(|e| failed(json, kind, g.name(), e.into()))?;

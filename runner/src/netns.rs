@@ -94,6 +94,9 @@ fn ip(args: &[&str]) -> Result<(), NetnsError> {
 
 /// The prefix of every namespace imgrun creates: `imgrun-<pid>-<n>`.
 pub const PREFIX: &str = "imgrun-";
+/// The prefix of a namespace made to outlive the run (`imgrun run
+/// --keep`): `imgrun-kept-<pid>-<n>`, which [`remove_stale`] leaves alone.
+pub const KEPT_PREFIX: &str = "imgrun-kept-";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -101,6 +104,8 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 #[derive(Debug)]
 pub struct NetNs {
     name: String,
+    /// [`NetNs::keep`] was called: Drop leaves it.
+    kept: bool,
 }
 
 /// Tap names, one per QEMU slot.
@@ -110,11 +115,22 @@ impl NetNs {
     /// Creates a fresh, uniquely named namespace and its bridge (holding
     /// `bridge/prefix`) and taps.
     pub fn create(bridge: Ipv4Addr, prefix: u8) -> Result<NetNs, NetnsError> {
+        NetNs::create_as(PREFIX, bridge, prefix)
+    }
+
+    /// As [`NetNs::create`], named `imgrun-kept-<pid>-<n>`: for a guest
+    /// that may be kept running after imgrun exits ([`NetNs::keep`]), so
+    /// that a later run does not take it for a killed run's.
+    pub fn create_keepable(bridge: Ipv4Addr, prefix: u8) -> Result<NetNs, NetnsError> {
+        NetNs::create_as(KEPT_PREFIX, bridge, prefix)
+    }
+
+    fn create_as(name_prefix: &str, bridge: Ipv4Addr, prefix: u8) -> Result<NetNs, NetnsError> {
         check_capability()?;
         let pid = std::process::id();
         let name = loop {
             let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-            let candidate = format!("{PREFIX}{pid}-{n}");
+            let candidate = format!("{name_prefix}{pid}-{n}");
             if !Path::new("/run/netns").join(&candidate).exists() {
                 break candidate;
             }
@@ -126,7 +142,7 @@ impl NetNs {
             e => e,
         })?;
         // From here on, Drop removes the namespace and everything in it.
-        let ns = NetNs { name };
+        let ns = NetNs { name, kept: false };
         ns.setup(bridge, prefix)?;
         Ok(ns)
     }
@@ -169,6 +185,12 @@ impl NetNs {
         &self.name
     }
 
+    /// Leaves the namespace in place when this is dropped (`ip netns del
+    /// NAME` removes it).
+    pub fn keep(&mut self) {
+        self.kept = true;
+    }
+
     /// Runs `f` on a new thread that has entered the namespace; sockets it
     /// creates belong to the namespace and may be used from any thread.
     pub fn run_in<T, F>(&self, f: F) -> Result<T, NetnsError>
@@ -199,6 +221,9 @@ impl NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
         // Deleting the namespace removes the bridge and taps inside it.
         if let Err(e) = ip(&["netns", "del", &self.name]) {
             eprintln!(
@@ -258,5 +283,7 @@ mod tests {
         assert_eq!(stale_pid("imgrun-1234"), None);
         assert_eq!(stale_pid("other-1234-0"), None);
         assert_eq!(stale_pid("imgrun-x-0"), None);
+        // A kept guest's namespace outlives its imgrun on purpose.
+        assert_eq!(stale_pid(&format!("{KEPT_PREFIX}1234-0")), None);
     }
 }

@@ -90,6 +90,57 @@ impl MigrationReport {
     }
 }
 
+/// `--workload`: what ran in the guest through the migrations, as it was
+/// last seen (after the last migration, where the guest then was).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WorkloadReport {
+    pub command: String,
+    /// `--workload-check`, run after each migration.
+    pub check: Option<String>,
+    /// Its process in the guest.
+    pub pid: u32,
+    /// That process's start time (clock ticks after boot, `/proc/PID/stat`).
+    pub start_time: Option<u64>,
+    /// Its exit status, once it exited; `null`: it still ran.
+    pub exit_status: Option<i32>,
+    /// How much it wrote (stdout and stderr).
+    pub output_bytes: Option<u64>,
+    /// The end of what it wrote.
+    pub output_tail: String,
+    /// Why the last look at it failed, if it did.
+    pub error: Option<String>,
+}
+
+impl WorkloadReport {
+    fn render(&self, s: &mut String) {
+        let state = match (self.exit_status, &self.error) {
+            (Some(st), _) => format!("exited with status {st}"),
+            (None, Some(e)) => format!("not seen at the end: {e}"),
+            (None, None) => "still running".to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "
+workload: `{}` (pid {}), {state}",
+            self.command, self.pid
+        );
+        if let Some(c) = &self.check {
+            let _ = writeln!(s, "  checked after each migration with `{c}`");
+        }
+        let size = self
+            .output_bytes
+            .map_or(String::new(), |n| format!(" of {n} bytes"));
+        let _ = writeln!(
+            s,
+            "  output (the last {} bytes{size}):",
+            self.output_tail.len()
+        );
+        for l in self.output_tail.lines() {
+            let _ = writeln!(s, "    | {l}");
+        }
+    }
+}
+
 /// The options the run was made with, echoed in the report.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunOptions {
@@ -121,6 +172,9 @@ pub struct Report {
     pub migrations: Vec<MigrationReport>,
     pub guest_location: GuestLocation,
     pub console_logs: Vec<PathBuf>,
+    /// `--workload`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadReport>,
     /// Set when the run stopped early on an error (the checks run so far are kept).
     pub error: Option<String>,
     pub passed: bool,
@@ -206,6 +260,9 @@ impl Report {
         }
         if self.migrations.len() > 1 {
             s.push_str(&self.hop_table());
+        }
+        if let Some(w) = &self.workload {
+            w.render(&mut s);
         }
         if let Some(e) = &self.error {
             let _ = writeln!(s, "\nerror: {e}");
@@ -318,11 +375,39 @@ mod tests {
             migrations: vec![m],
             guest_location: GuestLocation::Destination,
             console_logs: vec!["/tmp/a.log".into()],
+            workload: None,
             error: None,
             passed: false,
         };
         r.finish();
         r
+    }
+
+    #[test]
+    fn the_workload_is_in_the_table_and_the_json() {
+        let mut r = report(vec![Check::new("workload-running", true, "x")], 1);
+        assert!(!r.to_json().contains("\"workload\""));
+        r.workload = Some(WorkloadReport {
+            command: "while :; do date; sleep 1; done".into(),
+            check: Some("test -s /tmp/w".into()),
+            pid: 93,
+            start_time: Some(412),
+            exit_status: None,
+            output_bytes: Some(5000),
+            output_tail: "Mon\nTue\n".into(),
+            error: None,
+        });
+        let t = r.render_table();
+        assert!(
+            t.contains(
+                "\nworkload: `while :; do date; sleep 1; done` (pid 93), still running\n  checked after each migration with `test -s /tmp/w`\n  output (the last 8 bytes of 5000 bytes):\n    | Mon\n    | Tue\n"
+            ),
+            "{t}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["workload"]["pid"], 93);
+        assert_eq!(v["workload"]["exit_status"], serde_json::Value::Null);
+        assert_eq!(v["workload"]["output_tail"], "Mon\nTue\n");
     }
 
     #[test]

@@ -175,6 +175,164 @@ fn stop_first_baseline_has_no_gap_limit() {
     assert_eq!(r["options"]["stop_first"], true);
 }
 
+/// No socket left in a run's log directory (QEMU's QMP and console sockets).
+fn assert_no_sockets(logs: &Path) {
+    let socks: Vec<_> = std::fs::read_dir(logs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.to_string_lossy();
+            n.ends_with(".sock") || n.ends_with(".qmp")
+        })
+        .collect();
+    assert!(socks.is_empty(), "sockets left behind: {socks:?}");
+}
+
+/// `--workload` keeps running through three migrations: after each, the
+/// same process (PID and start time), and `--workload-check` passes; its
+/// output is in the report.
+#[test]
+fn a_workload_survives_three_migrations_as_the_same_process() {
+    let _g = serial();
+    let Some(dir) = guest() else { return };
+    let logs = tempfile::tempdir().unwrap();
+    let (code, r, stderr) = migrate_check(
+        &dir,
+        &[
+            "--repeat",
+            "3",
+            "--settle-ms",
+            "500",
+            "--log-dir",
+            logs.path().to_str().unwrap(),
+            "--workload",
+            "while :; do date >> /tmp/w; echo tick; sleep 0.2; done",
+            "--workload-check",
+            "test -s /tmp/w && wc -l </tmp/w",
+        ],
+    );
+    assert_all_passed(code, &r, &stderr);
+    let w = &r["workload"];
+    let pid = w["pid"].as_u64().unwrap();
+    assert!(w["start_time"].as_u64().is_some(), "{w}");
+    assert_eq!(w["exit_status"], Value::Null, "{w}");
+    assert!(w["output_tail"].as_str().unwrap().contains("tick\n"), "{w}");
+    let legs = r["migrations"].as_array().unwrap();
+    assert_eq!(legs.len(), 3);
+    let mut lines_before = 0;
+    for leg in legs {
+        let running = check(leg, "workload-running");
+        assert_eq!(running["passed"], true, "{running}");
+        let d = running["detail"].as_str().unwrap();
+        assert!(d.contains(&format!("pid {pid} still running")), "{d}");
+        // The check's output: the file goes on growing.
+        let lines: u64 = check(leg, "workload-check")["detail"]
+            .as_str()
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(lines > lines_before, "{leg}");
+        lines_before = lines;
+    }
+    assert_no_sockets(logs.path());
+}
+
+/// A workload that exits non-zero and a failing `--workload-check` fail
+/// the report (exit 1), each in its own check, and the report still says
+/// where the guest is.
+#[test]
+fn a_failing_workload_and_check_fail_the_report() {
+    let _g = serial();
+    let Some(dir) = guest() else { return };
+    let logs = tempfile::tempdir().unwrap();
+    let (code, r, stderr) = migrate_check(
+        &dir,
+        &[
+            "--settle-ms",
+            "500",
+            "--log-dir",
+            logs.path().to_str().unwrap(),
+            "--workload",
+            "echo started; exit 3",
+            "--workload-check",
+            "echo checking; false",
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(r["passed"], false);
+    assert!(r["error"].is_null(), "{}", r["error"]);
+    let leg = &r["migrations"][0];
+    let exit = check(leg, "workload-exit");
+    assert_eq!(exit["passed"], false, "{exit}");
+    assert!(
+        exit["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("exited with status 3"),
+        "{exit}"
+    );
+    let c = check(leg, "workload-check");
+    assert_eq!(c["passed"], false, "{c}");
+    assert_eq!(c["detail"], "exit 1; output: checking");
+    // Every other check passed: the guest itself migrated fine.
+    for name in GUEST_CHECKS {
+        assert_eq!(check(leg, name)["passed"], true, "{name}");
+    }
+    assert_eq!(r["guest_location"], "destination");
+    assert_eq!(leg["guest_location"], "destination");
+    assert_eq!(r["workload"]["exit_status"], 3);
+    assert_eq!(r["workload"]["output_tail"], "started\n");
+    assert_no_sockets(logs.path());
+}
+
+/// docs/imgrun.md's worked example: recipes/busybox.toml with a page for
+/// busybox httpd shipped by `[[rootfs.files]]`.
+fn with_a_web_page(recipe: &str) -> String {
+    format!(
+        "{recipe}\n[[rootfs.files]]\ndest = \"/srv/www/index.html\"\ntext = \"<h1>hello from the guest</h1>\\n\"\n"
+    )
+}
+
+/// The worked example: httpd serves the page through two migrations,
+/// fetched in the guest (`--workload-check`) and from the runner's
+/// network (`--host-check`) after each, each fetch a check.
+#[test]
+fn the_httpd_example_serves_through_the_migrations() {
+    let _g = serial();
+    let Some(dir) = guest_variant("httpd", with_a_web_page) else {
+        return;
+    };
+    let (code, r, stderr) = migrate_check(
+        &dir,
+        &[
+            "--repeat",
+            "2",
+            "--settle-ms",
+            "500",
+            "--workload",
+            "httpd -f -p 8080 -h /srv/www",
+            "--workload-check",
+            "wget -q -O- http://127.0.0.1:8080/",
+            "--host-check",
+            "wget -q -O- http://$GUEST_IP:8080/ || curl -sf http://$GUEST_IP:8080/",
+        ],
+    );
+    assert_all_passed(code, &r, &stderr);
+    for leg in r["migrations"].as_array().unwrap() {
+        for name in ["workload-running", "workload-check", "host-check"] {
+            let c = check(leg, name);
+            assert_eq!(c["passed"], true, "{c}");
+        }
+        for name in ["workload-check", "host-check"] {
+            let d = check(leg, name)["detail"].as_str().unwrap().to_string();
+            assert!(d.contains("<h1>hello from the guest</h1>"), "{name}: {d}");
+        }
+    }
+}
+
 /// imgrun with its stderr streamed line by line.
 struct Running {
     child: Child,

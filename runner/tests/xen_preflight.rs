@@ -1,9 +1,13 @@
-//! The Xen preflight through the real `imgrun` binary, with fake hosts: a
-//! fake `ssh` on PATH runs each command on this machine and logs it, and a
-//! fake `xl` prints the `xl info` fixture of the host it runs "on"
-//! (`runner/tests/data/xl-info/`) and fails everything else. The log shows
-//! what imgrun did on which host, in order: a refusal must have run
-//! `xl info` on every host and nothing else anywhere.
+//! The Xen preflight, and `imgrun run --xen`, through the real `imgrun`
+//! binary, with fake hosts: a fake `ssh` on PATH runs each command on this
+//! machine and logs it, and a fake `xl` prints the `xl info` fixture of the
+//! host it runs "on" (`runner/tests/data/xl-info/`) and fails everything
+//! else. The log shows what imgrun did on which host, in order: a refusal
+//! must have run `xl info` on every host and nothing else anywhere. For
+//! `run` ([`Setup::with_guests`]) the fake `xl` also has a domain: `create`,
+//! `list`, `destroy`, and `console`, a shell that runs each line typed into
+//! it, as the guest's console shell would (with a `stty` that does nothing
+//! and a `poweroff` that ends the domain).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -28,11 +32,37 @@ FAKE_HOST=${dest#*@} exec sh -c "$*"
 "#;
 
 const XL: &str = r#"#!/bin/sh
-# fake xl: `info` prints the host's fixture; anything else fails.
+# fake xl: `info` prints the host's fixture; with $FAKE_DIR/guests, a domain
+# (the file running.HOST): create, list, console, destroy; anything else fails.
+h=${FAKE_HOST:-localhost}
 case $1 in
-info) exec cat "$FAKE_DIR/xl-info.${FAKE_HOST:-localhost}" ;;
-*) echo "fake xl: $* is not faked" >&2; exit 1 ;;
+info) exec cat "$FAKE_DIR/xl-info.$h" ;;
 esac
+if [ -e "$FAKE_DIR/guests" ]; then
+    case $1 in
+    create) : >"$FAKE_DIR/running.$h"; exit 0 ;;
+    list)
+        [ -e "$FAKE_DIR/running.$h" ] || { echo "fake xl: no domain $2" >&2; exit 1; }
+        printf 'Name ID Mem VCPUs State Time(s)\n%s 5 512 1 -b---- 0.1\n' "$2"; exit 0 ;;
+    console) [ -e "$FAKE_DIR/running.$h" ] || exit 1; exec "$FAKE_DIR/guest-shell" ;;
+    destroy) rm -f "$FAKE_DIR/running.$h"; exit 0 ;;
+    esac
+fi
+echo "fake xl: $* is not faked" >&2; exit 1
+"#;
+
+/// The fake domain's console shell: runs each line typed (`^U` dropped,
+/// the kernel's log level a file of its own), prompt and all; stderr is
+/// the console too.
+const GUEST_SHELL: &str = r#"#!/bin/sh
+exec 2>&1
+PATH=$FAKE_DIR/guestbin:$PATH
+printf '/ # '
+while IFS= read -r line; do
+    line=$(printf '%s' "$line" | tr -d '\025' | sed "s,/proc/sys/kernel/printk,$FAKE_DIR/printk,g")
+    eval "$line"
+    printf '/ # '
+done
 "#;
 
 /// A guest directory (manifest with an xl.cfg of `domain_type`) and fake
@@ -93,27 +123,63 @@ impl Setup {
 
     /// `imgrun migrate-check --xen SRC DST --json <guest>` on the fake hosts.
     fn run(&self, src: &str, dst: &str) -> Output {
+        let mut args = vec![
+            "migrate-check",
+            "--xen",
+            src,
+            dst,
+            "--json",
+            "--boot-timeout-s",
+            "1",
+        ];
+        let guest = self.guest();
+        args.push(&guest);
+        self.imgrun(&args)
+    }
+
+    fn guest(&self) -> String {
+        self.dir.join("guest").to_string_lossy().into_owned()
+    }
+
+    /// `imgrun ARGS` on the fake hosts.
+    fn imgrun(&self, args: &[&str]) -> Output {
         let path = format!(
             "{}:{}",
             self.dir.join("bin").display(),
             std::env::var("PATH").unwrap_or_default()
         );
         std::process::Command::new(env!("CARGO_BIN_EXE_imgrun"))
-            .args([
-                "migrate-check",
-                "--xen",
-                src,
-                dst,
-                "--json",
-                "--boot-timeout-s",
-                "1",
-            ])
-            .arg(self.dir.join("guest"))
+            .args(args)
             .env("PATH", path)
             .env("FAKE_DIR", &self.dir)
             .env_remove("IMGRUN_SSH_CONFIG")
             .output()
             .unwrap()
+    }
+
+    /// The fake `xl` gets a domain to create, list, type into and destroy.
+    fn with_guests(self) -> Setup {
+        let guestbin = self.dir.join("guestbin");
+        std::fs::create_dir_all(&guestbin).unwrap();
+        let scripts = [
+            (self.dir.join("guest-shell"), GUEST_SHELL),
+            (guestbin.join("stty"), "#!/bin/sh\nexit 0\n"),
+            (
+                guestbin.join("poweroff"),
+                "#!/bin/sh\nrm -f \"$FAKE_DIR/running.$FAKE_HOST\"\n",
+            ),
+        ];
+        for (path, text) in scripts {
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::write(self.dir.join("printk"), "7\t4\t1\t7\n").unwrap();
+        std::fs::write(self.dir.join("guests"), "").unwrap();
+        self
+    }
+
+    fn running_on(&self, host: &str) -> bool {
+        self.dir.join(format!("running.{host}")).exists()
     }
 
     /// What ran on the fake ssh hosts, `DEST: COMMAND` per line.
@@ -224,4 +290,112 @@ fn an_hvm_config_is_refused_before_any_host_is_asked() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("preflight: guest t is an HVM domain"), "{err}");
     assert!(s.log().is_empty(), "{:?}", s.log());
+}
+
+/// `imgrun run --xen`: on a host that could not live-migrate the guest (no
+/// shadow paging) but can run it; the command typed into `xl console`, its
+/// output and exit code imgrun's, the domain powered off by the guest.
+#[test]
+fn run_on_a_xen_host_types_the_command_into_xl_console() {
+    let s = Setup::new("run", "type = \"pv\"\n", &[("h1", "4.17.7+13-svm.txt")]).with_guests();
+    let guest = s.guest();
+    let out = s.imgrun(&[
+        "run",
+        "--xen",
+        "root@h1",
+        &guest,
+        "--",
+        "sh",
+        "-c",
+        "echo \"on $FAKE_HOST in $(pwd)\"; echo to-stderr >&2; exit 7",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "on h1 in /\nto-stderr\n"
+    );
+    assert!(
+        err.contains("preflight: host root@h1 could not live-migrate PV guest t (its hypervisor has no shadow paging); it can run it"),
+        "{err}"
+    );
+    let log = s.log();
+    let at = |cmd: &str| {
+        log.iter()
+            .position(|l| l.starts_with(&format!("root@h1: {cmd}")))
+    };
+    assert!(
+        at("xl create ").unwrap() < at("xl console t").unwrap(),
+        "{log:?}"
+    );
+    // The guest powered itself off: nothing to destroy.
+    assert!(at("xl destroy").is_none(), "{log:?}");
+    assert!(!s.running_on("h1"), "{log:?}");
+    // The kernel's log level is back as it was.
+    assert_eq!(
+        std::fs::read_to_string(s.dir.join("printk")).unwrap(),
+        "7\n"
+    );
+}
+
+#[test]
+fn run_refuses_a_guest_already_running_and_keeps_one_when_asked() {
+    let s = Setup::new("keep", "type = \"pv\"\n", &[("h1", "4.17.5+72-svm.txt")]).with_guests();
+    let guest = s.guest();
+    std::fs::write(s.dir.join("running.h1"), "").unwrap();
+    let out = s.imgrun(&["run", "--xen", "root@h1", &guest, "--", "true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("guest t is already running on root@h1 (domain 5)"),
+        "{err}"
+    );
+    assert!(
+        s.running_on("h1"),
+        "the running guest was touched: {:?}",
+        s.log()
+    );
+    assert!(
+        !s.log().iter().any(|l| l.contains("xl create")),
+        "{:?}",
+        s.log()
+    );
+
+    std::fs::remove_file(s.dir.join("running.h1")).unwrap();
+    let out = s.imgrun(&["run", "--xen", "root@h1", "--keep", &guest, "--", "true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(s.running_on("h1"), "{err}");
+    assert!(
+        err.contains("console (Ctrl-] leaves): ssh -t root@h1 xl console t"),
+        "{err}"
+    );
+    assert!(err.contains("stop it: ssh root@h1 xl shutdown t"), "{err}");
+}
+
+#[test]
+fn run_timeout_destroys_the_domain() {
+    let s = Setup::new("timeout", "type = \"pv\"\n", &[("h1", "4.17.5+72-svm.txt")]).with_guests();
+    let guest = s.guest();
+    // (The fake's `sleep` outlives its console shell, killed with the link,
+    // by a second; a real guest's goes with the domain.)
+    let out = s.imgrun(&[
+        "run",
+        "--xen",
+        "root@h1",
+        "--timeout",
+        "1",
+        &guest,
+        "--",
+        "sleep",
+        "2",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(124), "{err}");
+    assert!(
+        s.log().iter().any(|l| l == "root@h1: xl destroy t"),
+        "{:?}",
+        s.log()
+    );
+    assert!(!s.running_on("h1"));
 }

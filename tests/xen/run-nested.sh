@@ -6,7 +6,9 @@
 # dom0's own disk. imgrun's own Xen backend drives everything over ssh:
 #   pinned Xen (4.17.5, shadow paging):
 #     1. iSCSI PV guest: xl create on host 1 + localhost migration, with every check
-#     2. iSCSI PV guest: migration host 1 -> host 2, then `xl shutdown` on host 2
+#     2. iSCSI PV guest: migration host 1 -> host 2 with a --workload kept running
+#        through it, then `xl shutdown` on host 2; then `imgrun run --xen` host 2 of a
+#        command (its exit code imgrun's, the guest gone after)
 #     3. NBD PV guest: xl create on host 1 + localhost migration
 #     3b. phy PV guest (a block device the host has): xl create + localhost migration
 #     3c. libvirt (libvirtd with the libxl driver in both dom0s, virsh over xen+ssh):
@@ -127,17 +129,20 @@ G_NBD=$GUESTS/busybox-nbd
 G_PVH=$GUESTS/busybox-pvh
 G_PHY=$GUESTS/busybox-phy
 
-run_check() { # run_check JSON_OUT GUEST_DIR SRC DST
+run_check() { # run_check JSON_OUT GUEST_DIR SRC DST [MIGRATE-CHECK OPTIONS...]
     local json=$1 dir=$2 src=$3 dst=$4
+    shift 4
     ip netns exec "$NS" env IMGRUN_SSH_CONFIG="$RUN_DIR/ssh_config" \
-        "$IMGRUN" migrate-check --xen "$src" "$dst" --threshold-ms "$GAP_LIMIT_MS" --migrate-timeout-s 600 --json "$dir" >"$json"
+        "$IMGRUN" migrate-check --xen "$src" "$dst" --threshold-ms "$GAP_LIMIT_MS" --migrate-timeout-s 600 --json "$@" "$dir" >"$json"
 }
 in_ns() { ip netns exec "$NS" env IMGRUN_SSH_CONFIG="$RUN_DIR/ssh_config" "$@"; }
-# step REPORT GUEST_DIR SRC DST WHAT: one imgrun check; its JSON report goes to
-# report-REPORT.json and its log to imgrun-REPORT.log; any failure ends the test.
+# step REPORT GUEST_DIR SRC DST WHAT [MIGRATE-CHECK OPTIONS...]: one imgrun check; its
+# JSON report goes to report-REPORT.json and its log to imgrun-REPORT.log; any failure
+# ends the test.
 step() {
     local name=$1 dir=$2 src=$3 dst=$4 what=$5 rc=0
-    run_check "$REPORT_DIR/report-$name.json" "$dir" "$src" "$dst" 2> >(tee "$REPORT_DIR/imgrun-$name.log" >&2) || rc=$?
+    shift 5
+    run_check "$REPORT_DIR/report-$name.json" "$dir" "$src" "$dst" "$@" 2> >(tee "$REPORT_DIR/imgrun-$name.log" >&2) || rc=$?
     cat "$REPORT_DIR/report-$name.json"
     [ $rc -eq 0 ] || die "imgrun: $what failed (exit $rc)"
 }
@@ -199,7 +204,14 @@ step localhost "$G_ISCSI" "$H1" "$H1" "iSCSI guest, create + localhost migration
 hssh 1 "iscsiadm -m session" | grep -q "$ISCSI_IQN" || die "host 1 has no iSCSI session to $ISCSI_IQN"
 
 timed pv-iscsi-host1-to-host2
-step host1-host2 "$G_ISCSI" "$H1" "$H2" "iSCSI guest, migration host 1 -> host 2"
+# With a workload (a loop writing to the guest's /tmp) started before the migration by
+# the guest's console shell (xl console on host 1) and checked after it on host 2: the
+# same process, and its check (the file is there) passing.
+step host1-host2 "$G_ISCSI" "$H1" "$H2" "iSCSI guest, migration host 1 -> host 2" \
+    --workload 'while :; do date >>/tmp/w; sleep 1; done' --workload-check 'test -s /tmp/w'
+jq -e '[.migrations[0].checks[] | select((.name == "workload-running" or .name == "workload-check") and .passed)] | length == 2' \
+    "$REPORT_DIR/report-host1-host2.json" >/dev/null \
+    || die "the workload's checks are not in the report of the migration host 1 -> host 2"
 
 # The init under Xen: its console shell ran on hvc0 (host 1 logged the boot), and
 # `xl shutdown` (the kernel runs /sbin/poweroff -> SIGUSR2 to PID 1) makes the migrated
@@ -209,6 +221,18 @@ hssh 1 "grep -a -q 'imgbuild-init.*console /dev/hvc0' /var/log/xen/console/guest
     || die "the guest's boot log on host 1 does not show the init's console shell on /dev/hvc0"
 shut_down 2 "$NAME"
 log "xl shutdown: $NAME powered off on host 2"
+
+# imgrun run on host 2 (its LUN still attached): the guest created there, the command
+# typed into its console shell over `ssh -tt host2 xl console`, its output ours, its
+# exit code imgrun's, the guest powered off and gone.
+timed pv-iscsi-run-on-host2
+rc=0
+run_out=$(in_ns "$IMGRUN" run --xen "$H2" --boot-timeout-s 300 "$G_ISCSI" -- \
+    sh -c 'echo "ran on $(hostname)"; exit 7' 2> >(tee "$REPORT_DIR/imgrun-run.log" >&2)) || rc=$?
+[ $rc -eq 7 ] || die "imgrun run --xen host 2: exit $rc, not the command's 7"
+[ "$run_out" = "ran on $NAME" ] || die "imgrun run --xen host 2 printed ${run_out@Q}, not 'ran on $NAME'"
+if hssh 2 "xl domid $NAME" >/dev/null 2>&1; then die "imgrun run left $NAME on host 2"; fi
+log "imgrun run: the command ran in $NAME on host 2 and exited 7; the guest is gone"
 in_ns "$IMGRUN" storage detach "$G_ISCSI" "$H2" >&2 || die "imgrun storage detach on host 2 failed"
 
 NAME=busybox-nbd

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::{CheckOptions, Event};
 use crate::cancel::Interrupted;
+use crate::console::ConsoleLink;
 use crate::report::{GuestLocation, HostReport, MigrationStats};
 
 /// An error of a backend: the run was interrupted, or something failed.
@@ -29,6 +30,14 @@ impl BackendError {
     }
 }
 
+/// What a backend does not do.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} is not supported by the {backend} backend")]
+pub struct Unsupported {
+    pub backend: &'static str,
+    pub what: &'static str,
+}
+
 /// One migration: the `index`th (1-based), from host `from` to host `to`
 /// (indices of [`Backend::host_name`]; equal for a single-host migration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +45,18 @@ pub struct Leg {
     pub index: u32,
     pub from: usize,
     pub to: usize,
+}
+
+impl Leg {
+    /// The host the guest is on when it is at `location` after this leg
+    /// (`None`: lost).
+    pub fn host_of(&self, location: GuestLocation) -> Option<usize> {
+        match location {
+            GuestLocation::Destination => Some(self.to),
+            GuestLocation::Source => Some(self.from),
+            GuestLocation::Lost => None,
+        }
+    }
 }
 
 /// How a migration ended, as the hypervisor tells it.
@@ -101,6 +122,13 @@ pub trait Backend {
         TcpStream::connect_timeout(&target, timeout)
     }
 
+    /// A process that runs `program` in the network the guest is reached
+    /// from (`--host-check`); by default this process's network (QEMU: its
+    /// private namespace, `ip netns exec`).
+    fn host_command(&self, program: &str) -> std::process::Command {
+        std::process::Command::new(program)
+    }
+
     /// How long the guest may take to answer once a migration ended.
     fn answer_timeout(&self) -> Duration;
 
@@ -133,4 +161,34 @@ pub trait Backend {
 
     /// Every console log so far (paths, or `host:path` on remote hosts).
     fn console_logs(&self) -> Vec<PathBuf>;
+
+    /// A link to the console of the guest on `host`, whose shell runs
+    /// `imgrun run`'s command and the `--workload` (QEMU: its console
+    /// socket; Xen: `xl console` on the host). Not every backend has one.
+    fn console(&mut self, _host: usize) -> Result<ConsoleLink, BackendError> {
+        Err(BackendError::failed(Unsupported {
+            backend: self.kind(),
+            what: "the guest's console (imgrun run, --workload)",
+        }))
+    }
+
+    /// Waits up to `grace` for the guest on `host` to power itself off
+    /// (it was told to), then ends it for good (QEMU: quit, then kill; Xen:
+    /// `xl destroy`). For `imgrun run`.
+    fn stop(&mut self, _host: usize, _grace: Duration) -> Result<(), BackendError> {
+        Err(BackendError::failed(Unsupported {
+            backend: self.kind(),
+            what: "stopping the guest (imgrun run)",
+        }))
+    }
+
+    /// Leaves the guest on `host` running when the backend is dropped
+    /// (`imgrun run --keep`) and says, a line each, how to reach it and
+    /// how to stop it.
+    fn keep(&mut self, _host: usize) -> Result<Vec<String>, BackendError> {
+        Err(BackendError::failed(Unsupported {
+            backend: self.kind(),
+            what: "keeping the guest (imgrun run --keep)",
+        }))
+    }
 }

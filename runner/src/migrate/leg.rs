@@ -12,6 +12,7 @@ use crate::checks::{self, Check, Evidence, Snapshot, names};
 use crate::probe::{Probe, ProbeSummary};
 use crate::report::{GuestLocation, MigrationReport};
 use crate::status::{GuestClient, TcpSession};
+use crate::workload::Workload;
 
 /// What one leg works with; the driver lends it for the run.
 pub(super) struct LegRun<'a> {
@@ -23,6 +24,8 @@ pub(super) struct LegRun<'a> {
     pub(super) o: &'a CheckOptions,
     pub(super) cancel: &'a Cancel,
     pub(super) progress: &'a mut dyn FnMut(&Event),
+    /// `--workload`: checked after each leg, where the guest then is.
+    pub(super) workload: Option<&'a mut Workload>,
 }
 
 impl LegRun<'_> {
@@ -72,11 +75,21 @@ impl LegRun<'_> {
             console_tail: None,
             passed: false,
         };
-        let rep = if outcome.completed {
+        let mut rep = if outcome.completed {
             self.completed(leg, &outcome, before, probe, rep)?
         } else {
             self.failed(leg, &outcome, &before, probe, rep)?
         };
+        // After the guest's own checks (and the probe), where it now is.
+        if let Some(w) = self.workload.as_deref_mut() {
+            let host = leg.host_of(rep.guest_location);
+            rep.checks
+                .extend(w.after_leg(self.backend, host, self.cancel)?);
+        }
+        if let Some(h) = &self.o.host_check {
+            let r = h.run(&*self.backend, self.net.address.addr(), self.cancel)?;
+            rep.checks.push(checks::workload::host_check(&r));
+        }
         self.backend.end_leg(leg, outcome.completed);
         Ok(rep.seal())
     }

@@ -17,8 +17,10 @@ pub use self::backend::{Backend, BackendError, Leg, Outcome, Placement};
 use crate::cancel::{Cancel, Interrupted};
 use crate::checks::GapLimit;
 use crate::guest::{GuestDir, GuestError};
+use crate::host_check::HostCheck;
 use crate::report::{GuestLocation, Report, RunOptions};
 use crate::status::{GuestClient, StatusError, TcpSession};
+use crate::workload::{Workload, WorkloadError, WorkloadSpec};
 
 /// The options of a check, whatever the backend.
 #[derive(Debug, Clone)]
@@ -37,6 +39,11 @@ pub struct CheckOptions {
     pub migrate_timeout: Duration,
     /// How long after a migration the destination is checked again.
     pub settle: Duration,
+    /// `--workload`, `--workload-check`: run in the guest through the
+    /// migrations and checked after each.
+    pub workload: Option<WorkloadSpec>,
+    /// `--host-check`: run on this machine after each migration.
+    pub host_check: Option<HostCheck>,
 }
 
 impl Default for CheckOptions {
@@ -49,6 +56,8 @@ impl Default for CheckOptions {
             boot_timeout: Duration::from_secs(90),
             migrate_timeout: Duration::from_secs(120),
             settle: Duration::from_secs(3),
+            workload: None,
+            host_check: None,
         }
     }
 }
@@ -159,16 +168,19 @@ pub enum CheckError {
         console: String,
     },
     #[error(transparent)]
+    Workload(#[from] WorkloadError),
+    #[error(transparent)]
     Interrupted(#[from] Interrupted),
 }
 
 impl CheckError {
     /// True if the run stopped because of SIGINT/SIGTERM.
     pub fn interrupted(&self) -> bool {
-        matches!(
-            self,
-            CheckError::Interrupted(_) | CheckError::Backend(BackendError::Interrupted(_))
-        )
+        match self {
+            CheckError::Interrupted(_) | CheckError::Backend(BackendError::Interrupted(_)) => true,
+            CheckError::Workload(w) => w.interrupted(),
+            _ => false,
+        }
     }
 }
 
@@ -222,6 +234,12 @@ pub fn migrate_check(
     if let Some(mb) = o.dirty_mb {
         tcp.dirty(mb)?;
     }
+    let mut workload = match &o.workload {
+        Some(spec) => Some(Workload::start(backend, first, spec, cancel, progress)?),
+        None => None,
+    };
+    // The host the guest is on (`None`: lost), for the workload's last look.
+    let mut guest_host = Some(first);
 
     let mut report = Report {
         backend: backend.kind().into(),
@@ -241,6 +259,7 @@ pub fn migrate_check(
         migrations: Vec::new(),
         guest_location: GuestLocation::Source,
         console_logs: Vec::new(),
+        workload: None,
         error: None,
         passed: false,
     };
@@ -253,6 +272,7 @@ pub fn migrate_check(
         o,
         cancel,
         progress,
+        workload: workload.as_mut(),
     };
     for (i, (from, to)) in legs.iter().copied().enumerate() {
         let leg = Leg {
@@ -263,6 +283,7 @@ pub fn migrate_check(
         match leg_run.one(&leg) {
             Ok(r) => {
                 report.guest_location = r.guest_location;
+                guest_host = leg.host_of(r.guest_location);
                 let passed = r.passed;
                 report.migrations.push(r);
                 if !passed {
@@ -276,9 +297,13 @@ pub fn migrate_check(
                     .backend
                     .locate(&leg)
                     .map_or(GuestLocation::Lost, |p| p.location);
+                guest_host = leg.host_of(report.guest_location);
                 break;
             }
         }
+    }
+    if let Some(w) = workload {
+        report.workload = Some(w.finish(backend, guest_host, cancel)?);
     }
     report.console_logs = backend.console_logs();
     report.total_ms = ms(started.elapsed());

@@ -10,11 +10,13 @@ use guest_contract::outputs::Output;
 use serde_json::json;
 
 use crate::cancel::{Cancel, Interrupted};
+use crate::console::ConsoleLink;
 use crate::guest::{GuestDir, GuestError};
 use crate::migrate::{Backend, BackendError, CheckOptions, Event, Leg, Outcome, Placement};
 use crate::netns::{self, NetNs, NetnsError, TAPS};
 use crate::qemu::argv::{Accel, Console};
 use crate::qemu::boot_plan::BootMode;
+use crate::qemu::kept;
 use crate::qemu::process::{ProcessError, QemuProcess, tail};
 use crate::qemu::session::{Host, SessionError, Vm};
 use crate::qmp::{MigrateInfo, QmpError};
@@ -52,6 +54,16 @@ pub struct QemuConfig {
     /// Start each leg's destination (waiting for the stream) while the
     /// guest boots or settles on the source, not once it is needed.
     pub early_destination: bool,
+    /// Every VM's console on a unix socket too (`<name>-<boot>.console.sock`
+    /// in the log directory), for [`Backend::console`].
+    pub console_sockets: bool,
+    /// `imgrun run --keep`: QEMU may outlive imgrun and the namespace is a
+    /// keepable one ([`NetNs::create_keepable`]), for [`Backend::keep`].
+    pub keepable: bool,
+    /// A guest without a network is refused (the migration check talks to
+    /// it over the network); without this it boots without a NIC and a
+    /// namespace (`imgrun run`).
+    pub needs_network: bool,
 }
 
 impl Default for QemuConfig {
@@ -65,7 +77,10 @@ impl Default for QemuConfig {
             downtime_limit: Duration::from_millis(20),
             boot: BootMode::Fast,
             cache_dir: None,
-            early_destination: true,
+            early_destination: false,
+            console_sockets: false,
+            keepable: false,
+            needs_network: true,
         }
     }
 }
@@ -87,6 +102,18 @@ pub enum QemuError {
     Destination(Box<QemuError>),
     #[error("no QEMU runs as {0}")]
     NotRunning(&'static str),
+    #[error("{name} has no console socket (the backend was made without console sockets)")]
+    NoConsole { name: &'static str },
+    #[error(
+        "the console socket {path} would be {len} bytes long, more than a unix socket's path may be ({max}): give a shorter --log-dir"
+    )]
+    SocketPath {
+        path: PathBuf,
+        len: usize,
+        max: usize,
+    },
+    #[error(transparent)]
+    Console(#[from] crate::console::LinkError),
 }
 
 impl From<QemuError> for BackendError {
@@ -98,10 +125,16 @@ impl From<QemuError> for BackendError {
             {
                 BackendError::Interrupted(Interrupted)
             }
+            QemuError::Console(crate::console::LinkError::Interrupted(i)) => {
+                BackendError::Interrupted(i)
+            }
             e => BackendError::failed(e),
         }
     }
 }
+
+/// The longest path a unix socket address holds (`sun_path` less its NUL).
+const SUN_PATH_MAX: usize = 107;
 
 fn qmp_err(vm: &Vm) -> impl Fn(QmpError) -> QemuError + '_ {
     move |source| QemuError::Qmp {
@@ -122,8 +155,13 @@ pub struct QemuBackend {
     vms: [Option<Vm>; 2],
     boots: [u32; 2],
     console_logs: Vec<PathBuf>,
-    /// Dropped after the VMs (see `Drop`).
-    ns: NetNs,
+    /// Each slot's console socket, with [`QemuConfig::console_sockets`].
+    console_sockets: [Option<PathBuf>; 2],
+    /// Remove the log directory (if this run made it) when dropped.
+    discard_logs: bool,
+    /// Dropped after the VMs (see `Drop`); none for a guest without a
+    /// network that need not have one.
+    ns: Option<NetNs>,
 }
 
 impl QemuBackend {
@@ -136,9 +174,15 @@ impl QemuBackend {
         cancel: &Cancel,
         progress: &mut dyn FnMut(&Event),
     ) -> Result<QemuBackend, QemuError> {
-        let (net, bridge) = g.network()?;
-        // Before anything is created (log directory, KVM probe).
-        netns::check_capability()?;
+        let net = if cfg.needs_network || g.manifest.guest.network.is_some() {
+            Some(g.network()?)
+        } else {
+            None
+        };
+        if net.is_some() {
+            // Before anything is created (log directory, KVM probe).
+            netns::check_capability()?;
+        }
         let host = Host::prepare(
             &cfg.qemu,
             cfg.accel,
@@ -156,15 +200,31 @@ impl QemuBackend {
         for note in &host.boot.notes {
             progress(&Event::Note(note.clone()));
         }
-        for stale in netns::remove_stale() {
-            progress(&Event::Note(format!(
-                "removed namespace {stale} left by a killed run"
-            )));
-        }
-        let ns = NetNs::create(bridge, net.address.prefix()).inspect_err(|_| {
-            host.discard_unused_log_dir();
-        })?;
-        progress(&Event::Namespace(ns.name().to_string()));
+        let ns = match net {
+            Some((net, bridge)) => {
+                for stale in netns::remove_stale() {
+                    progress(&Event::Note(format!(
+                        "removed namespace {stale} left by a killed run"
+                    )));
+                }
+                let create = if cfg.keepable {
+                    NetNs::create_keepable
+                } else {
+                    NetNs::create
+                };
+                let ns = create(bridge, net.address.prefix()).inspect_err(|_| {
+                    host.discard_unused_log_dir();
+                })?;
+                progress(&Event::Namespace(ns.name().to_string()));
+                Some(ns)
+            }
+            None => {
+                progress(&Event::Note(
+                    "the guest has no network: no NIC, no namespace".into(),
+                ));
+                None
+            }
+        };
         Ok(QemuBackend {
             g: g.clone(),
             cfg,
@@ -173,8 +233,26 @@ impl QemuBackend {
             vms: [None, None],
             boots: [0, 0],
             console_logs: Vec::new(),
+            console_sockets: [None, None],
+            discard_logs: false,
             ns,
         })
+    }
+
+    /// Removes the log directory when dropped, if this run made it
+    /// (`imgrun run` after the command ran: nothing is left behind).
+    pub fn discard_logs_on_drop(&mut self) {
+        self.discard_logs = true;
+    }
+
+    /// Where the console logs (and sockets) go.
+    pub fn log_dir(&self) -> &std::path::Path {
+        &self.host.log_dir
+    }
+
+    /// The namespace's name, if there is one.
+    pub fn namespace(&self) -> Option<&str> {
+        self.ns.as_ref().map(NetNs::name)
     }
 
     fn start_vm(
@@ -185,16 +263,40 @@ impl QemuBackend {
     ) -> Result<(), QemuError> {
         self.boots[slot] += 1;
         let name = SLOT_NAMES[slot];
+        let console = if self.cfg.console_sockets {
+            let path = self
+                .host
+                .log_dir
+                .join(format!("{name}-{}.console.sock", self.boots[slot]));
+            let len = path.as_os_str().len();
+            if len > SUN_PATH_MAX {
+                return Err(QemuError::SocketPath {
+                    path,
+                    len,
+                    max: SUN_PATH_MAX,
+                });
+            }
+            self.console_sockets[slot] = Some(path.clone());
+            Console::SocketAndLog(path)
+        } else {
+            Console::LogOnly
+        };
         let cfg = self.host.vm_config(
             &self.g,
             name,
             self.boots[slot],
-            Some(TAPS[slot]),
-            Console::LogOnly,
+            self.ns.as_ref().map(|_| TAPS[slot]),
+            console,
             incoming,
         )?;
         self.console_logs.push(cfg.console_log.clone());
-        let mut process = QemuProcess::spawn(&self.host.qemu, name, &cfg, Some(self.ns.name()))?;
+        let mut process = QemuProcess::spawn_with(
+            &self.host.qemu,
+            name,
+            &cfg,
+            self.ns.as_ref().map(NetNs::name),
+            self.cfg.keepable,
+        )?;
         progress(&Event::VmStarted {
             name: name.to_string(),
             pid: process.pid(),
@@ -393,21 +495,38 @@ impl Backend for QemuBackend {
     }
 
     fn udp_socket(&self) -> std::io::Result<UdpSocket> {
-        self.ns
-            .run_in(|| UdpSocket::bind(("0.0.0.0", 0)))
+        let Some(ns) = &self.ns else {
+            return Err(std::io::Error::other("the guest has no network"));
+        };
+        ns.run_in(|| UdpSocket::bind(("0.0.0.0", 0)))
             .map_err(std::io::Error::other)?
     }
 
     fn icmp_socket(&self) -> std::io::Result<crate::icmp::IcmpSocket> {
-        self.ns
-            .run_in(crate::icmp::IcmpSocket::open)
+        let Some(ns) = &self.ns else {
+            return Err(std::io::Error::other("the guest has no network"));
+        };
+        ns.run_in(crate::icmp::IcmpSocket::open)
             .map_err(std::io::Error::other)?
     }
 
     fn connect(&self, target: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
-        self.ns
-            .run_in(move || TcpStream::connect_timeout(&target, timeout))
+        let Some(ns) = &self.ns else {
+            return Err(std::io::Error::other("the guest has no network"));
+        };
+        ns.run_in(move || TcpStream::connect_timeout(&target, timeout))
             .map_err(std::io::Error::other)?
+    }
+
+    fn host_command(&self, program: &str) -> std::process::Command {
+        match &self.ns {
+            Some(ns) => {
+                let mut c = std::process::Command::new("ip");
+                c.args(["netns", "exec", ns.name(), program]);
+                c
+            }
+            None => std::process::Command::new(program),
+        }
     }
 
     fn answer_timeout(&self) -> Duration {
@@ -492,6 +611,65 @@ impl Backend for QemuBackend {
     fn console_logs(&self) -> Vec<PathBuf> {
         self.console_logs.clone()
     }
+
+    fn console(&mut self, host: usize) -> Result<ConsoleLink, BackendError> {
+        let name = SLOT_NAMES[host % 2];
+        let path = self.console_sockets[host % 2]
+            .clone()
+            .ok_or(QemuError::NoConsole { name })?;
+        self.ensure_running(host)?;
+        let link = ConsoleLink::unix(&path, Duration::from_secs(10), &self.cancel)
+            .map_err(QemuError::from)?;
+        Ok(link)
+    }
+
+    fn stop(&mut self, host: usize, grace: Duration) -> Result<(), BackendError> {
+        if let Some(mut vm) = self.vms.get_mut(host).and_then(Option::take) {
+            if vm.process.wait_exit(grace).is_some() {
+                vm.process.kill();
+            } else {
+                vm.shutdown();
+            }
+        }
+        Ok(())
+    }
+
+    fn keep(&mut self, host: usize) -> Result<Vec<String>, BackendError> {
+        let name = SLOT_NAMES[host % 2];
+        let Some(mut vm) = self.vms.get_mut(host).and_then(Option::take) else {
+            return Err(QemuError::NotRunning(name).into());
+        };
+        if !self.cfg.keepable {
+            self.vms[host] = Some(vm);
+            return Err(BackendError::failed(crate::migrate::backend::Unsupported {
+                backend: "qemu",
+                what: "keeping a guest the backend was not made to keep",
+            }));
+        }
+        vm.process.ensure_alive().map_err(QemuError::from)?;
+        vm.process.detach();
+        let network = match (self.ns.as_mut(), self.g.manifest.guest.network) {
+            (Some(ns), Some(n)) => {
+                ns.keep();
+                Some((ns.name(), n.address.addr()))
+            }
+            _ => None,
+        };
+        let qmp = self.host.log_dir.join(format!("{name}.qmp"));
+        let lines = kept::lines(&kept::Kept {
+            guest: self.g.name(),
+            pid: vm.process.pid(),
+            log_dir: &self.host.log_dir,
+            made_log_dir: self.host.created_log_dir(),
+            console_socket: self.console_sockets[host % 2].as_deref(),
+            console_log: vm.process.console_log(),
+            qmp: &qmp,
+            network,
+        });
+        // The log directory stays: it holds the sockets.
+        self.discard_logs = false;
+        Ok(lines)
+    }
 }
 
 impl Drop for QemuBackend {
@@ -500,6 +678,9 @@ impl Drop for QemuBackend {
     fn drop(&mut self) {
         for vm in self.vms.iter_mut().filter_map(Option::take) {
             vm.shutdown();
+        }
+        if self.discard_logs && self.host.created_log_dir() {
+            let _ = std::fs::remove_dir_all(&self.host.log_dir);
         }
     }
 }

@@ -81,6 +81,10 @@ pub struct QemuProcess {
     console_log: PathBuf,
     stderr_log: PathBuf,
     qmp_socket: PathBuf,
+    /// The console socket, with [`Console::SocketAndLog`].
+    console_socket: Option<PathBuf>,
+    /// [`QemuProcess::detach`] was called: it is left running.
+    detached: bool,
 }
 
 /// Reads up to the last `max` bytes of a file, lossily, for error messages.
@@ -122,12 +126,33 @@ impl QemuProcess {
         cfg: &VmConfig,
         netns: Option<&str>,
     ) -> Result<QemuProcess, ProcessError> {
+        QemuProcess::spawn_with(binary, name, cfg, netns, false)
+    }
+
+    /// As [`QemuProcess::spawn`]; with `may_outlive`, QEMU gets no
+    /// parent-death signal, so that [`QemuProcess::detach`] can leave it
+    /// running after imgrun exits (`imgrun run --keep`; a SIGKILLed imgrun
+    /// then leaves it running too).
+    pub fn spawn_with(
+        binary: &Path,
+        name: &str,
+        cfg: &VmConfig,
+        netns: Option<&str>,
+        may_outlive: bool,
+    ) -> Result<QemuProcess, ProcessError> {
         let stderr_log = cfg.console_log.with_extension("stderr");
         let stderr = File::create(&stderr_log).map_err(|source| ProcessError::Log {
             path: stderr_log.clone(),
             source,
         })?;
         let _ = std::fs::remove_file(&cfg.qmp_socket);
+        let console_socket = match &cfg.console {
+            Console::SocketAndLog(p) => {
+                let _ = std::fs::remove_file(p);
+                Some(p.clone())
+            }
+            Console::LogOnly | Console::TerminalAndLog => None,
+        };
         let mut cmd = match netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
@@ -146,7 +171,9 @@ impl QemuProcess {
                 .stdout(Stdio::null())
                 .process_group(0);
         }
-        die_with_parent(&mut cmd);
+        if !may_outlive {
+            die_with_parent(&mut cmd);
+        }
         let child = cmd.spawn().map_err(|source| ProcessError::Spawn {
             binary: binary.display().to_string(),
             source,
@@ -157,6 +184,8 @@ impl QemuProcess {
             console_log: cfg.console_log.clone(),
             stderr_log,
             qmp_socket: cfg.qmp_socket.clone(),
+            console_socket,
+            detached: false,
         })
     }
 
@@ -247,13 +276,25 @@ impl QemuProcess {
         }
     }
 
-    /// Kills the process by PID (SIGKILL) and reaps it.
+    /// Kills the process by PID (SIGKILL) and reaps it; removes its sockets.
     pub fn kill(&mut self) {
+        if self.detached {
+            return;
+        }
         if self.exited().is_none() {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
         let _ = std::fs::remove_file(&self.qmp_socket);
+        if let Some(p) = &self.console_socket {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// Leaves the process running, its sockets in place: nothing kills it
+    /// any more (see [`QemuProcess::spawn_with`]).
+    pub fn detach(&mut self) {
+        self.detached = true;
     }
 }
 

@@ -90,6 +90,12 @@ impl Host {
         }
     }
 
+    /// Whether [`Host::prepare`] created the log directory (a run may then
+    /// remove it again).
+    pub fn created_log_dir(&self) -> bool {
+        self.created_log_dir
+    }
+
     /// `QEMU 10.0.2 (tcg)`.
     pub fn describe(&self) -> String {
         format!("QEMU {} ({})", self.version, self.accel.name())

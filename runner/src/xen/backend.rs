@@ -18,6 +18,7 @@ use super::preflight::{self, GuestType, PreflightError};
 use super::xl;
 use super::xlcfg::{XlCfg, XlCfgError};
 use crate::cancel::{Cancel, Interrupted};
+use crate::console::ConsoleLink;
 use crate::guest::{GuestDir, GuestError};
 use crate::host_files::{self, FileError, FileKind};
 use crate::migrate::{self, Backend, BackendError, CheckOptions, Event, Leg, Outcome, Placement};
@@ -38,6 +39,10 @@ pub struct XenConfig {
     /// Copy the xl.cfg, kernel and ramdisk to hosts that lack them (never the
     /// disk, which must be on storage both hosts share).
     pub copy_missing: bool,
+    /// `imgrun run`: no migration, so the preflight refuses only a host
+    /// that cannot run the guest, and a guest already running is refused
+    /// (the run would power it off), not adopted.
+    pub for_run: bool,
 }
 
 impl XenConfig {
@@ -47,6 +52,15 @@ impl XenConfig {
             route: vec![src.to_string(), dst.to_string()],
             ssh_config: std::env::var_os("IMGRUN_SSH_CONFIG").map(PathBuf::from),
             copy_missing: true,
+            for_run: false,
+        }
+    }
+
+    /// `imgrun run` on `host`: the guest created there, no migration.
+    pub fn run_on(host: &str) -> XenConfig {
+        XenConfig {
+            for_run: true,
+            ..XenConfig::new(host, host)
         }
     }
 }
@@ -87,6 +101,16 @@ pub enum XenError {
         "guest {name} is already running on {host}, not on the first host of the route; migrate or destroy it first"
     )]
     AlreadyRunning { name: String, host: String },
+    #[error(
+        "guest {name} is already running on {host} (domain {domid}): imgrun run starts, and at the end powers off, its own; stop that one first (xl shutdown {name})"
+    )]
+    RunningAlready {
+        name: String,
+        host: String,
+        domid: u32,
+    },
+    #[error(transparent)]
+    Console(#[from] crate::console::LinkError),
     #[error("socket: {0}")]
     Socket(std::io::Error),
 }
@@ -242,7 +266,23 @@ impl XenBackend {
             )));
             self.caps.push(caps);
         }
-        let notes = preflight::check(&self.cfg.name, self.guest_type, &self.host_reports())?;
+        let notes = match preflight::check(&self.cfg.name, self.guest_type, &self.host_reports()) {
+            // No migration: a host that can run the guest will do.
+            Err(PreflightError::Refused(r))
+                if self.o.for_run && r.refused.iter().all(|u| u.cannot == "live-migrate") =>
+            {
+                r.refused
+                    .iter()
+                    .map(|u| {
+                        format!(
+                            "preflight: host {} could not live-migrate {} guest {} ({}); it can run it",
+                            u.host, self.guest_type, self.cfg.name, u.missing
+                        )
+                    })
+                    .collect()
+            }
+            r => r?,
+        };
         if notes.is_empty() {
             progress(&Event::Note(format!(
                 "preflight: every host can run and live-migrate {} guest {}",
@@ -337,6 +377,13 @@ impl XenBackend {
             }
         }
         if let Some(d) = self.find(first)? {
+            if self.o.for_run {
+                return Err(XenError::RunningAlready {
+                    name: self.cfg.name.clone(),
+                    host: self.host(first).name().to_string(),
+                    domid: d.id,
+                });
+            }
             progress(&Event::Adopted {
                 host: self.host(first).name().to_string(),
                 domid: d.id,
@@ -551,6 +598,63 @@ impl Backend for XenBackend {
 
     fn console_logs(&self) -> Vec<PathBuf> {
         self.console_logs.clone()
+    }
+
+    fn console(&mut self, host: usize) -> Result<ConsoleLink, BackendError> {
+        let argv = xl::console(&self.cfg.name);
+        let h = self.host(host);
+        let what = format!("`{}` on {}", super::shell::join(&argv), h.name());
+        Ok(ConsoleLink::process(h.command_tty(&argv), what).map_err(XenError::from)?)
+    }
+
+    fn stop(&mut self, host: usize, grace: Duration) -> Result<(), BackendError> {
+        // Also after Ctrl-C: these commands have their own timeouts.
+        let cancel = Cancel::default();
+        let name = self.cfg.name.clone();
+        let gone = |b: &Self| match b.host(host).run(&xl::list(&name), CMD_TIMEOUT, &cancel) {
+            Ok(out) => !xl::parse_list(&out.stdout).iter().any(|d| d.name == name),
+            Err(_) => false,
+        };
+        let start = Instant::now();
+        while start.elapsed() < grace {
+            if gone(self) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        if gone(self) {
+            return Ok(());
+        }
+        let out = self
+            .host(host)
+            .run(&xl::destroy(&name), CMD_TIMEOUT, &cancel)
+            .map_err(XenError::from)?;
+        if out.success || gone(self) {
+            Ok(())
+        } else {
+            Err(XenError::Command {
+                host: self.host(host).name().to_string(),
+                cmd: super::shell::join(&xl::destroy(&name)),
+                tail: out.tail(2000),
+            }
+            .into())
+        }
+    }
+
+    fn keep(&mut self, host: usize) -> Result<Vec<String>, BackendError> {
+        let (h, name) = (self.host(host).name(), &self.cfg.name);
+        let (console, stop) = match self.host(host) {
+            XenHost::Local => (format!("xl console {name}"), format!("xl shutdown {name}")),
+            XenHost::Ssh { .. } => (
+                format!("ssh -t {h} xl console {name}"),
+                format!("ssh {h} xl shutdown {name}"),
+            ),
+        };
+        Ok(vec![
+            format!("the guest {name} keeps running on {h}"),
+            format!("console (Ctrl-] leaves): {console}"),
+            format!("stop it: {stop}"),
+        ])
     }
 }
 

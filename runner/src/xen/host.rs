@@ -109,6 +109,17 @@ impl XenHost {
 
     /// The process that runs `argv` on this host.
     pub fn command<S: AsRef<str>>(&self, argv: &[S]) -> Command {
+        self.command_with(argv, false)
+    }
+
+    /// As [`XenHost::command`], with a terminal on the host (`ssh -tt`, its
+    /// escape character off: the bytes sent are the guest's), for
+    /// programs that want one there: `xl console`.
+    pub fn command_tty<S: AsRef<str>>(&self, argv: &[S]) -> Command {
+        self.command_with(argv, true)
+    }
+
+    fn command_with<S: AsRef<str>>(&self, argv: &[S], tty: bool) -> Command {
         match self {
             XenHost::Local => {
                 let mut c = Command::new(argv[0].as_ref());
@@ -120,8 +131,11 @@ impl XenHost {
                 if let Some(f) = config {
                     c.arg("-F").arg(f);
                 }
-                c.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "--", dest])
-                    .arg(shell::join(argv));
+                c.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]);
+                if tty {
+                    c.args(["-tt", "-e", "none"]);
+                }
+                c.args(["--", dest]).arg(shell::join(argv));
                 c
             }
         }
@@ -270,6 +284,33 @@ mod tests {
                 "xl migrate -s '' busybox 'xl migrate-receive'"
             ]
         );
+    }
+
+    #[test]
+    fn a_terminal_is_asked_for_with_the_escape_off() {
+        let h = XenHost::parse("root@h1", None).unwrap();
+        let c = h.command_tty(&["xl", "console", "busybox"]);
+        let args: Vec<_> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=10",
+                "-tt",
+                "-e",
+                "none",
+                "--",
+                "root@h1",
+                "xl console busybox"
+            ]
+        );
+        let local = XenHost::Local.command_tty(&["xl", "console", "busybox"]);
+        assert_eq!(local.get_program(), "xl");
     }
 
     #[test]

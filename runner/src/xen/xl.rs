@@ -16,6 +16,16 @@ pub fn list(name: &str) -> Vec<String> {
     argv(&["xl", "list", name])
 }
 
+/// `xl console NAME`: the domain's console on the terminal (Ctrl-] leaves).
+pub fn console(name: &str) -> Vec<String> {
+    argv(&["xl", "console", name])
+}
+
+/// `xl destroy NAME`.
+pub fn destroy(name: &str) -> Vec<String> {
+    argv(&["xl", "destroy", name])
+}
+
 /// Single-host migration, Xen's own localhost test: the "host" is the
 /// receiving command itself and the ssh command is empty.
 pub fn migrate_local(name: &str) -> Vec<String> {
