@@ -144,8 +144,12 @@ pub fn run(
                 // A clean power-off: the init stops every process, syncs and
                 // remounts read-only before the guest goes.
                 let _ = console.send_line("poweroff");
+                // The console stays connected until the guest is gone: a
+                // console closed at once can take the typed line's end with
+                // it (QEMU drops what its serial port has not taken yet).
+                let stopped = backend.stop(host, POWEROFF_GRACE);
                 drop(console);
-                backend.stop(host, POWEROFF_GRACE)?;
+                stopped?;
                 None
             };
             Ok(RunOutcome {

@@ -98,6 +98,8 @@ fn go(a: RunArgs, cancel: &Cancel, logs: &mut Option<PathBuf>) -> anyhow::Result
             run::run(&mut b, &o, cancel, &mut progress, &mut out)
         }
         None => {
+            // Logs in a directory the user named stay; ours go once the command ran.
+            let own_logs = a.common.log_dir.is_none();
             let cfg = QemuConfig {
                 boot: a.common.boot_mode(),
                 cache_dir: crate::cache_dir(),
@@ -114,9 +116,9 @@ fn go(a: RunArgs, cancel: &Cancel, logs: &mut Option<PathBuf>) -> anyhow::Result
             match &r {
                 // The command ran: nothing of the run is left behind
                 // (but what a kept guest uses).
-                Ok(o) if o.kept.is_none() => b.discard_logs_on_drop(),
+                Ok(o) if o.kept.is_none() && own_logs => b.discard_logs_on_drop(),
                 Ok(_) | Err(RunError::Interrupted { kept: Some(_) }) => {}
-                Err(e) if e.exit_code() == EXIT_INTERRUPTED => b.discard_logs_on_drop(),
+                Err(e) if e.exit_code() == EXIT_INTERRUPTED && own_logs => b.discard_logs_on_drop(),
                 Err(_) => *logs = Some(b.log_dir().to_path_buf()),
             }
             r

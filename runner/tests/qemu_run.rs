@@ -210,6 +210,32 @@ fn exit_code_streaming_order_and_exact_arguments() {
     assert_nothing_left(&err, tmp.path());
 }
 
+/// After the command the guest powers itself off (the init's clean
+/// shutdown), not QEMU quit after the grace; a `--log-dir` the user named
+/// keeps its console log.
+#[test]
+fn the_guest_powers_off_by_itself_and_a_named_log_dir_stays() {
+    let _g = serial();
+    let Some(dir) = guest() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    let run = Run::start(
+        tmp.path(),
+        &[
+            dir.to_str().unwrap(),
+            "--log-dir",
+            logs.to_str().unwrap(),
+            "--",
+            "true",
+        ],
+    );
+    let (code, _, err, _) = run.finish();
+    assert_eq!(code, 0, "{err}");
+    let console = std::fs::read_to_string(logs.join("qemu-a-1.console.log")).unwrap();
+    assert!(console.contains("PowerOff now"), "{console}");
+    assert!(console.contains("reboot: Power down"), "{console}");
+}
+
 #[test]
 fn timeout_stops_the_command_and_the_guest() {
     let _g = serial();

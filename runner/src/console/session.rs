@@ -62,6 +62,12 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// What imgbuild's init logs (on the console, through the kernel) once it
 /// started the console shell and the services.
 const BOOTED: &[u8] = b"boot complete";
+/// What the init logs once the console shell runs: the ready line is typed
+/// [`AFTER_SHELL_START`] later rather than at the next [`PROBE_EVERY`].
+const SHELL_STARTED: &[u8] = b"started console shell";
+/// Long enough for the shell to have set up its terminal (which flushes
+/// what was typed before).
+const AFTER_SHELL_START: Duration = Duration::from_millis(300);
 /// How long the console shell may take to answer once the init said
 /// [`BOOTED`]: a guest whose `[init] shell` is no shell is told apart from
 /// a slow boot that soon.
@@ -230,6 +236,7 @@ impl ConsoleSession {
         let mut typed: Option<Instant> = None;
         let mut no_stty = 0;
         let mut booted: Option<Instant> = None;
+        let mut shell_started = false;
         loop {
             cancel.check()?;
             if typed.is_none_or(|t| t.elapsed() >= PROBE_EVERY) {
@@ -242,6 +249,15 @@ impl ConsoleSession {
             if let Some(b) = self.recv(IDLE)? {
                 if booted.is_none() && self.recent.windows(BOOTED.len()).any(|w| w == BOOTED) {
                     booted = Some(Instant::now());
+                }
+                if !shell_started
+                    && self
+                        .recent
+                        .windows(SHELL_STARTED.len())
+                        .any(|w| w == SHELL_STARTED)
+                {
+                    shell_started = true;
+                    typed = Instant::now().checked_sub(PROBE_EVERY - AFTER_SHELL_START);
                 }
                 for p in d.feed(&b) {
                     match p {
