@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 /// Hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -44,7 +44,7 @@ pub fn dir_from_env() -> Option<PathBuf> {
 pub const KEEP: usize = 4;
 
 /// `dir/name` if it is already there (marked as used now).
-pub fn lookup(dir: &Path, name: &str) -> Option<PathBuf> {
+fn lookup(dir: &Path, name: &str) -> Option<PathBuf> {
     let p = dir.join(name);
     if !p.is_file() {
         return None;
@@ -73,8 +73,26 @@ fn prune(dir: &Path, keep: usize) {
     }
 }
 
+/// The file derived from `source` by `make`, kept as
+/// `dir/<sha256 of source>.<ext>`: taken from the cache when it is there,
+/// else made and stored (`cache_err` says why it could not be).
+pub fn derived<E>(
+    dir: &Path,
+    source: &[u8],
+    ext: &str,
+    make: impl FnOnce(&[u8]) -> Result<Vec<u8>, E>,
+    cache_err: impl FnOnce(PathBuf, std::io::Error) -> E,
+) -> Result<PathBuf, E> {
+    let name = format!("{}.{ext}", sha256_hex(source));
+    if let Some(cached) = lookup(dir, &name) {
+        return Ok(cached);
+    }
+    let bytes = make(source)?;
+    store(dir, &name, &bytes).map_err(|e| cache_err(dir.join(&name), e))
+}
+
 /// Writes `bytes` as `dir/name`: aside first, then renamed into place.
-pub fn store(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+fn store(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     remove_stale_parts(dir);
     let path = dir.join(name);

@@ -41,27 +41,29 @@ pub fn uncompressed(initrd: &Path, cache_dir: &Path) -> Result<PathBuf, Initramf
     if Compression::detect(&packed) == Compression::None {
         return Ok(initrd.to_path_buf());
     }
-    let dir = cache_dir.join("initrd");
-    let name = format!("{}.cpio", boot_cache::sha256_hex(&packed));
-    if let Some(cached) = boot_cache::lookup(&dir, &name) {
-        return Ok(cached);
-    }
-    let cpio =
-        decompress::decompress(&packed, &initrd.display().to_string()).map_err(|source| {
-            InitramfsError::Decompress {
-                path: initrd.to_path_buf(),
-                source,
-            }
-        })?;
+    boot_cache::derived(
+        &cache_dir.join("initrd"),
+        &packed,
+        "cpio",
+        |packed| inflate(initrd, packed),
+        |path, source| InitramfsError::Cache { path, source },
+    )
+}
+
+/// The compressed archive inflated, checked to be a newc cpio archive.
+fn inflate(initrd: &Path, packed: &[u8]) -> Result<Vec<u8>, InitramfsError> {
+    let cpio = decompress::decompress(packed, &initrd.display().to_string()).map_err(|source| {
+        InitramfsError::Decompress {
+            path: initrd.to_path_buf(),
+            source,
+        }
+    })?;
     if !cpio.starts_with(b"07070") {
         return Err(InitramfsError::NotCpio {
             path: initrd.to_path_buf(),
         });
     }
-    boot_cache::store(&dir, &name, &cpio).map_err(|source| InitramfsError::Cache {
-        path: dir.join(&name),
-        source,
-    })
+    Ok(cpio)
 }
 
 #[cfg(test)]

@@ -125,12 +125,18 @@ pub fn vmlinux(kernel: &Path, cache_dir: &Path) -> Result<PathBuf, PvhError> {
         path: kernel.to_path_buf(),
         source,
     })?;
-    let dir = cache_dir.join("pvh");
-    let name = format!("{}.vmlinux", boot_cache::sha256_hex(&bz));
-    if let Some(cached) = boot_cache::lookup(&dir, &name) {
-        return Ok(cached);
-    }
-    let packed = payload(&bz).map_err(|why| PvhError::NotBzImage {
+    boot_cache::derived(
+        &cache_dir.join("pvh"),
+        &bz,
+        "vmlinux",
+        |bz| unpack(kernel, bz),
+        |path, source| PvhError::Cache { path, source },
+    )
+}
+
+/// The bzImage's ELF image, checked to be whole and to have a PVH entry.
+fn unpack(kernel: &Path, bz: &[u8]) -> Result<Vec<u8>, PvhError> {
+    let packed = payload(bz).map_err(|why| PvhError::NotBzImage {
         path: kernel.to_path_buf(),
         why,
     })?;
@@ -156,10 +162,7 @@ pub fn vmlinux(kernel: &Path, cache_dir: &Path) -> Result<PathBuf, PvhError> {
             path: kernel.to_path_buf(),
         });
     }
-    boot_cache::store(&dir, &name, &elf).map_err(|source| PvhError::Cache {
-        path: dir.join(&name),
-        source,
-    })
+    Ok(elf)
 }
 
 #[cfg(test)]
