@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::{guest, guest_variant, serial};
+use common::{guest, guest_variant, line_channel, serial, wait_line};
 
 fn imgrun() -> Command {
     Command::new(env!("CARGO_BIN_EXE_imgrun"))
@@ -348,15 +348,7 @@ impl Running {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let (tx, lines) = channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = line_channel(child.stderr.take().unwrap());
         Running {
             child,
             lines,
@@ -366,15 +358,8 @@ impl Running {
 
     /// Waits for a stderr line containing `needle`; returns it.
     fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
-        let end = Instant::now() + timeout;
-        while let Ok(l) = self
-            .lines
-            .recv_timeout(end.saturating_duration_since(Instant::now()))
-        {
-            self.seen.push(l.clone());
-            if l.contains(needle) {
-                return l;
-            }
+        if let Some(l) = wait_line(&self.lines, &mut self.seen, needle, timeout) {
+            return l;
         }
         let _ = self.child.kill();
         panic!(

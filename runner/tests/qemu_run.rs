@@ -21,7 +21,7 @@ use imgrun::console::{ConsoleLink, ConsoleSession};
 
 #[expect(dead_code, reason = "the variants are qemu_migrate.rs's")]
 mod common;
-use common::{guest, serial};
+use common::{guest, line_channel, serial, wait_line};
 
 /// A running `imgrun run`: its stdout lines with their time of arrival,
 /// its stderr lines.
@@ -55,15 +55,7 @@ impl Run {
                 }
             }
         });
-        let (etx, err) = channel();
-        let e = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(e).lines().map_while(Result::ok) {
-                if etx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
+        let err = line_channel(child.stderr.take().unwrap());
         Run {
             child,
             start,
@@ -75,15 +67,8 @@ impl Run {
 
     /// Waits for a stderr line containing `needle`; returns it.
     fn wait_err(&mut self, needle: &str, timeout: Duration) -> String {
-        let end = Instant::now() + timeout;
-        while let Ok(l) = self
-            .err
-            .recv_timeout(end.saturating_duration_since(Instant::now()))
-        {
-            self.seen_err.push(l.clone());
-            if l.contains(needle) {
-                return l;
-            }
+        if let Some(l) = wait_line(&self.err, &mut self.seen_err, needle, timeout) {
+            return l;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -1,8 +1,11 @@
 //! Shared by the real-QEMU tests: the guest image, root check, one test at a time.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -118,4 +121,36 @@ fn build_recipe(recipe: &Path, out: &Path) -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// Each line of `r` (a child's stderr), sent on the returned channel as it
+/// is read, by a thread of its own.
+pub fn line_channel(r: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(r).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Moves lines from `rx` to `seen` until one contains `needle` (returned),
+/// or `timeout` passes or the sender is gone (`None`).
+pub fn wait_line(
+    rx: &Receiver<String>,
+    seen: &mut Vec<String>,
+    needle: &str,
+    timeout: Duration,
+) -> Option<String> {
+    let end = Instant::now() + timeout;
+    while let Ok(l) = rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+        seen.push(l.clone());
+        if l.contains(needle) {
+            return Some(l);
+        }
+    }
+    None
 }
