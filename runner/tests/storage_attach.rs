@@ -16,16 +16,19 @@
 //! Every session, connection and server the tests make is undone on every
 //! exit path (guards with `Drop`; processes killed by their own handle).
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use guest_contract::storage::Storage;
 use imgrun::cancel::Cancel;
 use imgrun::storage::attach::nbd_client::Failure;
 use imgrun::storage::attach::{self, StorageError};
 use imgrun::xen::host::XenHost;
+
+mod servers;
+use servers::{NbdServer, Tgtd, free_port, is_root};
 
 const IQN: &str = "iqn.2026-12.org.imgbuild.test:attach";
 const LUN_BYTES: u64 = 64 << 20;
@@ -38,41 +41,12 @@ fn have(tool: &str) -> bool {
         .any(|d| Path::new(d).join(tool).exists())
 }
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
-/// A TCP port nothing listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding a loopback port")
-}
-
 fn run(argv: &[&str]) -> std::process::Output {
     Command::new(argv[0])
         .args(&argv[1..])
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
-}
-
-fn ok(argv: &[&str]) {
-    let o = run(argv);
-    assert!(o.status.success(), "{argv:?}: {o:?}");
-}
-
-/// Waits until `port` on loopback accepts a connection.
-fn wait_listening(port: u16, what: &str, child: &mut Child) {
-    let end = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-        if let Ok(Some(s)) = child.try_wait() {
-            panic!("{what} exited early: {s}");
-        }
-        assert!(Instant::now() < end, "{what} never listened on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A child process killed (by its handle) and reaped on drop.
@@ -108,81 +82,6 @@ fn kernel_has_iscsi() -> bool {
 fn kernel_has_nbd() -> bool {
     let present = || Path::new("/sys/block/nbd0").exists();
     present() || (run(&["modprobe", "nbd"]).status.success() && present())
-}
-
-/// A test-owned tgtd: its own control port, one portal on loopback, one
-/// target with LUN 1 on a sparse file. Dropped: killed by its handle (it
-/// ignores SIGTERM, and `tgtadm --op delete --mode system` refuses while a
-/// target exists), its control socket removed.
-struct Tgtd {
-    proc: Proc,
-    control: String,
-    _dir: tempfile::TempDir,
-    portal: SocketAddr,
-}
-
-impl Drop for Tgtd {
-    fn drop(&mut self) {
-        let _ = self.proc.0.kill();
-        let _ = self.proc.0.wait();
-        for f in ["", ".lock"] {
-            let _ = std::fs::remove_file(format!("/run/tgtd/socket.{}{f}", self.control));
-        }
-    }
-}
-
-impl Tgtd {
-    fn start() -> Tgtd {
-        let dir = tempfile::tempdir().unwrap();
-        let lun = dir.path().join("lun.img");
-        std::fs::File::create(&lun)
-            .and_then(|f| f.set_len(LUN_BYTES))
-            .unwrap();
-        let port = free_port();
-        // The control port names tgtd's management socket
-        // (/run/tgtd/socket.N, N at most 32767): one of our own.
-        let control = (10_000 + free_port() % 22_000).to_string();
-        let log = std::fs::File::create(dir.path().join("tgtd.log")).unwrap();
-        let mut child = Command::new("tgtd")
-            .args(["-f", "--control-port", &control, "--iscsi"])
-            .arg(format!("portal=127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting tgtd");
-        wait_listening(port, "tgtd", &mut child);
-        let t = Tgtd {
-            proc: Proc(child),
-            control,
-            _dir: dir,
-            portal: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-        };
-        t.adm(&["--op", "new", "--mode", "target", "--tid", "1", "-T", IQN]);
-        let lun = lun.to_str().unwrap();
-        t.adm(&[
-            "--op",
-            "new",
-            "--mode",
-            "logicalunit",
-            "--tid",
-            "1",
-            "--lun",
-            "1",
-            "-b",
-            lun,
-        ]);
-        t.adm(&[
-            "--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL",
-        ]);
-        t
-    }
-
-    fn adm(&self, args: &[&str]) {
-        let mut a = vec!["tgtadm", "-C", &self.control, "--lld", "iscsi"];
-        a.extend_from_slice(args);
-        ok(&a);
-    }
 }
 
 fn iscsi(iqn: &str, portal: SocketAddr) -> Storage {
@@ -236,12 +135,18 @@ fn iscsi_attach_against_tgtd() {
     if skip_without(&["tgtd", "tgtadm", "iscsiadm", "iscsid"]) {
         return;
     }
-    let tgt = Tgtd::start();
-    let _cleanup = IscsiCleanup(tgt.portal);
+    let Some(tgt) = Tgtd::start() else { return };
+    let lun_dir = tempfile::tempdir().unwrap();
+    let lun = lun_dir.path().join("lun.img");
+    std::fs::File::create(&lun)
+        .and_then(|f| f.set_len(LUN_BYTES))
+        .unwrap();
+    tgt.target(IQN, &lun, false, &[]);
+    let _cleanup = IscsiCleanup(tgt.portal());
     let host = XenHost::Local;
     let cancel = Cancel::default();
-    let s = iscsi(IQN, tgt.portal);
-    let what = format!("iscsi {IQN} at {}, LUN 1", tgt.portal);
+    let s = iscsi(IQN, tgt.portal());
+    let what = format!("iscsi {IQN} at {}, LUN 1", tgt.portal());
 
     if !kernel_has_iscsi() {
         eprintln!(
@@ -278,7 +183,7 @@ fn iscsi_attach_against_tgtd() {
     });
 
     // A target the portal does not offer, a portal nobody listens on.
-    let wrong = iscsi("iqn.2026-12.org.imgbuild.test:nope", tgt.portal);
+    let wrong = iscsi("iqn.2026-12.org.imgbuild.test:nope", tgt.portal());
     let e = attach::attach(&host, &wrong, &cancel)
         .unwrap_err()
         .to_string();
@@ -286,7 +191,7 @@ fn iscsi_attach_against_tgtd() {
         e,
         format!(
             "host localhost: portal {} does not offer target iqn.2026-12.org.imgbuild.test:nope (offers: {IQN})",
-            tgt.portal
+            tgt.portal()
         )
     );
     let closed = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
@@ -305,7 +210,7 @@ fn iscsi_attach_against_tgtd() {
         );
         let e = attach::attach(&host, &s, &cancel).unwrap_err().to_string();
         assert!(e.contains("udev is not running on this host"), "{e}");
-        assert!(!logged_in(tgt.portal), "attach left its session behind");
+        assert!(!logged_in(tgt.portal()), "attach left its session behind");
         return;
     }
 
@@ -323,95 +228,25 @@ fn iscsi_attach_against_tgtd() {
     ));
     assert_eq!(a.size, Some(LUN_BYTES));
     assert!(a.device.as_deref().unwrap().starts_with("/dev/sd"), "{a:?}");
-    assert!(logged_in(tgt.portal));
+    assert!(logged_in(tgt.portal()));
 
     // Again: nothing to do, and nothing for its release to undo.
     let again = attach::check(&host, &s, LUN_BYTES, &cancel).unwrap();
     assert!(!again.made_here());
     assert_eq!(again.device, a.device);
     again.release(&host, &cancel).unwrap();
-    assert!(logged_in(tgt.portal));
+    assert!(logged_in(tgt.portal()));
     let e = attach::check(&host, &s, LUN_BYTES + 1, &cancel).unwrap_err();
     assert!(matches!(e, StorageError::TooSmall { .. }), "{e:?}");
     assert!(
-        logged_in(tgt.portal),
+        logged_in(tgt.portal()),
         "a check that did not log in logged out"
     );
 
     a.release(&host, &cancel).unwrap();
-    assert!(!logged_in(tgt.portal));
+    assert!(!logged_in(tgt.portal()));
     assert!(!Path::new(&a.target).exists());
     assert!(!attach::detach(&host, &s, &cancel).unwrap());
-}
-
-/// A test-owned nbd-server on loopback with one export. It forks (its
-/// `-d` serves one connection and exits), so it is stopped by the PID it
-/// writes.
-struct NbdServer {
-    pid: Option<rustix::process::Pid>,
-    _dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl NbdServer {
-    fn start() -> NbdServer {
-        let dir = tempfile::tempdir().unwrap();
-        let img = dir.path().join("export.img");
-        std::fs::File::create(&img)
-            .and_then(|f| f.set_len(EXPORT_BYTES))
-            .unwrap();
-        let port = free_port();
-        let conf: PathBuf = dir.path().join("config");
-        let pidfile = dir.path().join("pid");
-        std::fs::write(
-            &conf,
-            format!(
-                "[generic]\n    listenaddr = 127.0.0.1\n    port = {port}\n    allowlist = true\n\
-                 [{EXPORT}]\n    exportname = {}\n",
-                img.display()
-            ),
-        )
-        .unwrap();
-        let o = Command::new("nbd-server")
-            .arg("-C")
-            .arg(&conf)
-            .arg("-p")
-            .arg(&pidfile)
-            .stdin(Stdio::null())
-            .output()
-            .expect("starting nbd-server");
-        assert!(o.status.success(), "nbd-server: {o:?}");
-        let end = Instant::now() + Duration::from_secs(10);
-        let pid = loop {
-            let pid = std::fs::read_to_string(&pidfile)
-                .ok()
-                .and_then(|t| t.trim().parse::<i32>().ok())
-                .and_then(rustix::process::Pid::from_raw);
-            if pid.is_some() {
-                break pid;
-            }
-            assert!(Instant::now() < end, "nbd-server wrote no PID");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let srv = NbdServer {
-            pid,
-            _dir: dir,
-            port,
-        };
-        while std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-            assert!(Instant::now() < end, "nbd-server never listened on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        srv
-    }
-}
-
-impl Drop for NbdServer {
-    fn drop(&mut self) {
-        if let Some(pid) = self.pid {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-    }
 }
 
 fn nbd(port: u16, export: &str) -> Storage {
@@ -435,7 +270,14 @@ fn nbd_attach_against_nbd_server() {
     if skip_without(&["nbd-server", "nbd-client"]) {
         return;
     }
-    let srv = NbdServer::start();
+    let export_dir = tempfile::tempdir().unwrap();
+    let export = export_dir.path().join("export.img");
+    std::fs::File::create(&export)
+        .and_then(|f| f.set_len(EXPORT_BYTES))
+        .unwrap();
+    let Some(srv) = NbdServer::start(&[(EXPORT, &export)]) else {
+        return;
+    };
     let host = XenHost::Local;
     let cancel = Cancel::default();
     let s = nbd(srv.port, EXPORT);
