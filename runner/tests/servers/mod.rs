@@ -71,6 +71,16 @@ pub fn wait_listening(port: u16, mut exited: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// Runs `cmd` to its end; panics with `what` and its stderr unless it succeeded.
+fn succeeds(cmd: &mut Command, what: impl std::fmt::Display) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 // ---------------------------------------------------------------- nbd-server
 
 /// An `nbd-server` of ours: daemonized with a PID file, killed by that PID
@@ -106,17 +116,13 @@ impl NbdServer {
             port,
             pid: None,
         };
-        let out = Command::new("nbd-server")
-            .arg("-C")
-            .arg(&conf_path)
-            .arg("-p")
-            .arg(&pidfile)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "nbd-server: {}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeds(
+            Command::new("nbd-server")
+                .arg("-C")
+                .arg(&conf_path)
+                .arg("-p")
+                .arg(&pidfile),
+            "nbd-server",
         );
         let end = Instant::now() + Duration::from_secs(10);
         while s.pid.is_none() && Instant::now() < end {
@@ -231,15 +237,11 @@ impl Tgtd {
     }
 
     pub fn adm(&self, args: &[&str]) {
-        let out = Command::new("tgtadm")
-            .args(["-C", &self.control.to_string(), "--lld", "iscsi"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tgtadm {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeds(
+            Command::new("tgtadm")
+                .args(["-C", &self.control.to_string(), "--lld", "iscsi"])
+                .args(args),
+            format_args!("tgtadm {args:?}"),
         );
     }
 
